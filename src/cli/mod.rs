@@ -1,0 +1,15 @@
+//! One module per subcommand.
+
+pub mod info;
+
+/// What a subcommand fails with: printed as one line, `error: ...`, with exit status 1.
+pub type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A reader that closed the pipe (`ropewalk info f | head`) has seen what it wanted: that
+/// ends the output normally rather than as an error.
+pub fn finish_output(written: std::io::Result<()>) -> CliResult {
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}

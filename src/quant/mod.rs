@@ -1,0 +1,5 @@
+//! Tensor types and their block encodings.
+
+pub mod types;
+
+pub use types::GgmlType;

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for ropewalk's tests: the Python oracle (gguf package in a venv),
+# the test model and the K-quant reference file, all cached under .cache/ (git-ignored).
+# Safe to run again: every step is skipped when its result is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE=.cache
+mkdir -p "$CACHE/models" "$CACHE/pip"
+
+# Python venv with the independent GGUF implementation used as an oracle.
+if [ ! -x "$CACHE/venv/bin/python" ]; then
+    python3 -m venv "$CACHE/venv"
+fi
+if ! "$CACHE/venv/bin/python" -c 'import gguf, numpy' 2>/dev/null; then
+    "$CACHE/venv/bin/pip" install --quiet --cache-dir "$CACHE/pip" "gguf==0.19.0" "numpy<3"
+fi
+
+tools/fetch_test_model.sh
+tools/fetch_kquant_reference.sh
+echo "setup done: $CACHE"
