@@ -199,7 +199,7 @@ fn check_placement(t: &TensorInfo, alignment: u64, data_offset: u64, file_len: u
             )))
         }
     }
-    if t.offset % alignment != 0 {
+    if !t.offset.is_multiple_of(alignment) {
         return Err(GgufError::invalid(format!(
             "tensor '{}' has data offset {} that is not a multiple of the alignment {alignment}",
             t.name, t.offset
@@ -208,7 +208,7 @@ fn check_placement(t: &TensorInfo, alignment: u64, data_offset: u64, file_len: u
     // Views cast the bytes to blocks in place, so a small `general.alignment` must still
     // leave every tensor aligned for its block type.
     let start = data_offset + t.offset;
-    if start % t.ty.block_align() as u64 != 0 {
+    if !start.is_multiple_of(t.ty.block_align() as u64) {
         return Err(GgufError::invalid(format!(
             "tensor '{}' data at file offset {start} is not aligned to {} bytes for {}",
             t.name,
