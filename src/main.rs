@@ -21,12 +21,18 @@ struct Cli {
 enum Command {
     /// Show a GGUF file's header, metadata and tensors without reading tensor data.
     Info(cli::info::InfoArgs),
+    /// Generate text from a prompt.
+    Run(cli::run::RunArgs),
+    /// Measure how well a model predicts a text.
+    Perplexity(cli::perplexity::PerplexityArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(args) => cli::info::run(&args),
+        Command::Run(args) => cli::run::run(&args),
+        Command::Perplexity(args) => cli::perplexity::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine for ropewalk's tests: the Python oracle (gguf package in a venv),
-# the test model and the K-quant reference file, all cached under .cache/ (git-ignored).
+# the test model, the K-quant reference file and the tokenizer oracles (npm packages and
+# the perplexity text), all cached under .cache/ (git-ignored).
 # Safe to run again: every step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +18,5 @@ fi
 
 tools/fetch_test_model.sh
 tools/fetch_kquant_reference.sh
+tools/fetch_tokenizer_oracles.sh
 echo "setup done: $CACHE"

@@ -1,6 +1,9 @@
 //! One module per subcommand.
 
 pub mod info;
+pub mod model_args;
+pub mod perplexity;
+pub mod run;
 
 /// What a subcommand fails with: printed as one line, `error: ...`, with exit status 1.
 pub type CliResult = Result<(), Box<dyn std::error::Error>>;

@@ -1,0 +1,4 @@
+//! The CPU backend: matrix products on quantized weights and the f32 operations between.
+
+pub mod matmul;
+pub mod ops;

@@ -1,0 +1,3 @@
+//! Where the layers run.
+
+pub mod cpu;

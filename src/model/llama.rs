@@ -1,0 +1,299 @@
+//! The Llama forward pass, top to bottom:
+//!
+//! ```text
+//! x = embed(tokens)
+//! for each layer:
+//!     h = rms_norm(x) · attn_norm
+//!     q, k, v = h·Wqᵀ, h·Wkᵀ, h·Wvᵀ;  rotate q and k by position (RoPE)
+//!     x += attention(q, cached k, cached v) · Woᵀ
+//!     h = rms_norm(x) · ffn_norm
+//!     x += (silu(h·Wgateᵀ) * h·Wupᵀ) · Wdownᵀ
+//! logits = rms_norm(x) · output_norm · Woutᵀ
+//! ```
+//!
+//! Tokens go through in batches: each weight matrix is read once per batch.
+
+use rayon::prelude::*;
+
+use crate::backend::cpu::matmul::{matmul, MatmulScratch, Precision};
+use crate::backend::cpu::ops;
+use crate::gguf::GgufFile;
+
+use super::config::{LlamaConfig, ModelError, Result};
+use super::kv_cache::KvCache;
+use super::rope::{Rope, RopeScaling};
+use super::weights::LlamaWeights;
+
+/// A loaded model: its shape, its weights (borrowed from the file) and nothing that
+/// changes while it runs.
+pub struct Llama<'a> {
+    pub config: LlamaConfig,
+    pub weights: LlamaWeights<'a>,
+    pub rope_scaling: RopeScaling,
+}
+
+impl<'a> Llama<'a> {
+    pub fn load(file: &'a GgufFile) -> Result<Llama<'a>> {
+        let config = LlamaConfig::from_metadata(file.metadata())?;
+        let rope_scaling = RopeScaling::from_metadata(file.metadata(), "llama")?;
+        let weights = LlamaWeights::load(file, &config)?;
+        Ok(Llama {
+            config,
+            weights,
+            rope_scaling,
+        })
+    }
+}
+
+/// Which positions of a batch produce logits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last token's: generation.
+    Last,
+    /// Every token's: perplexity.
+    All,
+}
+
+/// Activations of one batch, allocated once for the largest batch.
+struct RunState {
+    /// `[n][dim]` the residual stream
+    x: Vec<f32>,
+    /// `[n][dim]` normalized input of a sub-layer
+    xn: Vec<f32>,
+    /// `[n][n_heads * head_dim]`
+    q: Vec<f32>,
+    /// `[n][kv_dim]`
+    k: Vec<f32>,
+    /// `[n][kv_dim]`
+    v: Vec<f32>,
+    /// `[n_heads][n][head_dim]` attention output, head-major so heads run in parallel
+    att_by_head: Vec<f32>,
+    /// `[n][n_heads * head_dim]`
+    att: Vec<f32>,
+    /// `[n][dim]` output of a sub-layer, added to `x`
+    delta: Vec<f32>,
+    /// `[n][ffn_dim]`
+    gate: Vec<f32>,
+    /// `[n][ffn_dim]`
+    up: Vec<f32>,
+    /// `[n_heads][n_ctx]` attention weights of one query
+    scores: Vec<f32>,
+    /// `[n][n_vocab]` (one row unless every position's logits are asked for)
+    logits: Vec<f32>,
+    matmul: MatmulScratch,
+}
+
+impl RunState {
+    fn new(c: &LlamaConfig, n_batch: usize, n_ctx: usize) -> RunState {
+        let q_dim = c.n_heads * c.head_dim;
+        RunState {
+            x: vec![0.0; n_batch * c.dim],
+            xn: vec![0.0; n_batch * c.dim],
+            q: vec![0.0; n_batch * q_dim],
+            k: vec![0.0; n_batch * c.kv_dim()],
+            v: vec![0.0; n_batch * c.kv_dim()],
+            att_by_head: vec![0.0; n_batch * q_dim],
+            att: vec![0.0; n_batch * q_dim],
+            delta: vec![0.0; n_batch * c.dim],
+            gate: vec![0.0; n_batch * c.ffn_dim],
+            up: vec![0.0; n_batch * c.ffn_dim],
+            scores: vec![0.0; c.n_heads * n_ctx],
+            logits: vec![0.0; c.n_vocab],
+            matmul: MatmulScratch::default(),
+        }
+    }
+}
+
+/// One conversation with a model: its KV cache, its position and its buffers.
+pub struct Session<'m, 'a> {
+    model: &'m Llama<'a>,
+    rope: Rope,
+    cache: KvCache,
+    state: RunState,
+    n_batch: usize,
+    n_past: usize,
+    pub precision: Precision,
+}
+
+impl<'m, 'a> Session<'m, 'a> {
+    /// A session for up to `n_ctx` positions, processing prompts `n_batch` tokens at a time.
+    pub fn new(model: &'m Llama<'a>, n_ctx: usize, n_batch: usize) -> Session<'m, 'a> {
+        let c = &model.config;
+        let n_batch = n_batch.clamp(1, n_ctx.max(1));
+        Session {
+            model,
+            rope: Rope::new(c, &model.rope_scaling, n_ctx),
+            cache: KvCache::new(c.n_layers, n_ctx, c.kv_dim()),
+            state: RunState::new(c, n_batch, n_ctx),
+            n_batch,
+            n_past: 0,
+            precision: Precision::Quantized,
+        }
+    }
+
+    pub fn n_past(&self) -> usize {
+        self.n_past
+    }
+
+    pub fn n_ctx(&self) -> usize {
+        self.cache.n_ctx()
+    }
+
+    pub fn n_vocab(&self) -> usize {
+        self.model.config.n_vocab
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.model.config
+    }
+
+    pub fn kv_cache_bytes(&self) -> usize {
+        self.cache.bytes()
+    }
+
+    /// Forgets the conversation; the next token is at position 0.
+    pub fn reset(&mut self) {
+        self.n_past = 0;
+    }
+
+    /// Runs `tokens` at the next positions and returns logits: `[n_vocab]` for
+    /// `Logits::Last`, `[tokens.len()][n_vocab]` for `Logits::All`.
+    pub fn forward(&mut self, tokens: &[u32], which: Logits) -> Result<&[f32]> {
+        let c = &self.model.config;
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
+            return Err(ModelError::Invalid(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                c.n_vocab
+            )));
+        }
+        if self.n_past + tokens.len() > self.n_ctx() {
+            return Err(ModelError::Invalid(format!(
+                "context full: {} positions used, {} more asked for, context size {}",
+                self.n_past,
+                tokens.len(),
+                self.n_ctx()
+            )));
+        }
+        let n_out = match which {
+            Logits::Last => 1,
+            Logits::All => tokens.len(),
+        };
+        self.state.logits.resize(n_out * c.n_vocab, 0.0);
+        for (b, batch) in tokens.chunks(self.n_batch).enumerate() {
+            let first = b * self.n_batch;
+            let out_rows = match which {
+                Logits::All => first..first + batch.len(),
+                Logits::Last if first + batch.len() == tokens.len() => 0..1,
+                Logits::Last => 0..0,
+            };
+            self.forward_batch(batch, which, out_rows);
+        }
+        Ok(&self.state.logits)
+    }
+
+    /// One batch through every layer; logits for the batch's last token (`Logits::Last`)
+    /// or all of its tokens go to rows `out_rows` of `state.logits`.
+    fn forward_batch(&mut self, tokens: &[u32], which: Logits, out_rows: std::ops::Range<usize>) {
+        let Llama {
+            config: c, weights, ..
+        } = self.model;
+        let n = tokens.len();
+        let (dim, kv_dim, q_dim) = (c.dim, c.kv_dim(), c.n_heads * c.head_dim);
+        let pos0 = self.n_past;
+        let s = &mut self.state;
+        let p = self.precision;
+
+        for (t, &token) in tokens.iter().enumerate() {
+            weights
+                .token_embd
+                .dequantize_row(token as usize, &mut s.x[t * dim..(t + 1) * dim]);
+        }
+        let x = &mut s.x[..n * dim];
+        let xn = &mut s.xn[..n * dim];
+        let delta = &mut s.delta[..n * dim];
+        let q = &mut s.q[..n * q_dim];
+        let k = &mut s.k[..n * kv_dim];
+        let v = &mut s.v[..n * kv_dim];
+        let att = &mut s.att[..n * q_dim];
+        let gate = &mut s.gate[..n * c.ffn_dim];
+        let up = &mut s.up[..n * c.ffn_dim];
+
+        for (l, layer) in weights.layers.iter().enumerate() {
+            // Attention.
+            for (o, i) in xn.chunks_mut(dim).zip(x.chunks(dim)) {
+                ops::rms_norm(o, i, &layer.attn_norm, c.rms_eps);
+            }
+            matmul(&layer.wq, xn, q, &mut s.matmul, p);
+            matmul(&layer.wk, xn, k, &mut s.matmul, p);
+            matmul(&layer.wv, xn, v, &mut s.matmul, p);
+            for t in 0..n {
+                self.rope
+                    .apply(&mut q[t * q_dim..(t + 1) * q_dim], pos0 + t);
+                self.rope
+                    .apply(&mut k[t * kv_dim..(t + 1) * kv_dim], pos0 + t);
+            }
+            self.cache.store(l, pos0, k, v);
+            let (keys, values) = self.cache.layer(l, pos0 + n);
+            let group = c.n_heads / c.n_kv_heads;
+            let hd = c.head_dim;
+            let n_ctx = self.cache.n_ctx();
+            s.att_by_head[..n * q_dim]
+                .par_chunks_mut(n * hd)
+                .zip(s.scores.par_chunks_mut(n_ctx))
+                .enumerate()
+                .for_each(|(h, (out, scores))| {
+                    let kv_offset = (h / group) * hd;
+                    for t in 0..n {
+                        // Causal: token t sees positions 0..=pos0 + t.
+                        let seen = (pos0 + t + 1) * kv_dim;
+                        ops::attend(
+                            &mut out[t * hd..(t + 1) * hd],
+                            &q[t * q_dim + h * hd..][..hd],
+                            &keys[..seen],
+                            &values[..seen],
+                            kv_dim,
+                            kv_offset,
+                            scores,
+                        );
+                    }
+                });
+            for h in 0..c.n_heads {
+                for t in 0..n {
+                    att[t * q_dim + h * hd..][..hd]
+                        .copy_from_slice(&s.att_by_head[h * n * hd + t * hd..][..hd]);
+                }
+            }
+            matmul(&layer.wo, att, delta, &mut s.matmul, p);
+            ops::add_assign(x, delta);
+
+            // Feed-forward.
+            for (o, i) in xn.chunks_mut(dim).zip(x.chunks(dim)) {
+                ops::rms_norm(o, i, &layer.ffn_norm, c.rms_eps);
+            }
+            matmul(&layer.w_gate, xn, gate, &mut s.matmul, p);
+            matmul(&layer.w_up, xn, up, &mut s.matmul, p);
+            ops::silu_mul(gate, up);
+            matmul(&layer.w_down, gate, delta, &mut s.matmul, p);
+            ops::add_assign(x, delta);
+        }
+        self.n_past += n;
+
+        if out_rows.is_empty() {
+            return;
+        }
+        let from = match which {
+            Logits::Last => n - 1,
+            Logits::All => 0,
+        };
+        let rows = out_rows.len();
+        for (o, i) in xn
+            .chunks_mut(dim)
+            .zip(x[from * dim..].chunks(dim))
+            .take(rows)
+        {
+            ops::rms_norm(o, i, &weights.output_norm, c.rms_eps);
+        }
+        let logits = &mut s.logits[out_rows.start * c.n_vocab..out_rows.end * c.n_vocab];
+        matmul(&weights.output, &xn[..rows * dim], logits, &mut s.matmul, p);
+    }
+}
