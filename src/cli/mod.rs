@@ -3,6 +3,7 @@
 pub mod info;
 pub mod model_args;
 pub mod perplexity;
+pub mod rope_args;
 pub mod run;
 
 /// What a subcommand fails with: printed as one line, `error: ...`, with exit status 1.

@@ -9,6 +9,8 @@ use ropewalk::backend::cpu::matmul::Precision;
 use ropewalk::gguf::GgufFile;
 use ropewalk::model::Llama;
 
+use super::rope_args::RopeArgs;
+
 #[derive(Args)]
 pub struct ModelArgs {
     /// The GGUF model file.
@@ -27,6 +29,8 @@ pub struct ModelArgs {
     /// against a float reference).
     #[arg(long)]
     pub exact: bool,
+    #[command(flatten)]
+    pub rope: RopeArgs,
 }
 
 impl ModelArgs {
@@ -48,7 +52,8 @@ impl ModelArgs {
 
     pub fn load<'a>(&self, file: &'a GgufFile) -> Result<Llama<'a>, Box<dyn std::error::Error>> {
         let start = Instant::now();
-        let model = Llama::load(file)?;
+        let mut model = Llama::load(file)?;
+        model.rope.apply(&self.rope.overrides())?;
         let c = &model.config;
         eprintln!(
             "loaded {}: {} layers, dim {}, {} heads ({} kv), vocab {}, trained context {} ({:.0} ms)",
@@ -64,13 +69,20 @@ impl ModelArgs {
         Ok(model)
     }
 
-    /// The context size asked for, or `default`, or the trained length for 0.
+    /// The context size asked for, or `default`, or the trained length for 0; prints the
+    /// RoPE configuration in one line, and a warning when the context runs past what the
+    /// model can reach.
     pub fn n_ctx(&self, model: &Llama, default: usize) -> usize {
-        match self.ctx_size {
+        let n_ctx = match self.ctx_size {
             Some(0) => model.config.context_length,
             Some(n) => n,
             None => default.min(model.config.context_length),
+        };
+        eprintln!("{}", model.rope);
+        if let Some(warning) = model.rope.context_warning(n_ctx) {
+            eprintln!("warning: {warning}");
         }
+        n_ctx
     }
 
     pub fn precision(&self) -> Precision {

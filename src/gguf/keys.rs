@@ -45,3 +45,14 @@ pub const ROPE_SCALING_ATTN_FACTOR: &str = "rope.scaling.attn_factor";
 pub const ROPE_SCALING_YARN_BETA_FAST: &str = "rope.scaling.yarn_beta_fast";
 pub const ROPE_SCALING_YARN_BETA_SLOW: &str = "rope.scaling.yarn_beta_slow";
 pub const ROPE_SCALING_YARN_EXT_FACTOR: &str = "rope.scaling.yarn_ext_factor";
+
+/// Per-frequency RoPE divisors (Llama 3 scaling), as llama.cpp stores them.
+pub const ROPE_FREQS_TENSOR: &str = "rope_freqs.weight";
+
+/// Keys of ropewalk's own namespace, for what GGUF has no standard key for; other engines
+/// ignore them. NTK-by-alpha is already folded into `rope.freq_base`: the alpha is kept
+/// to say so. Dynamic NTK is recorded here while the standard `rope.scaling.type` stays
+/// `none`, so engines without it run the model unscaled rather than refuse it.
+pub const ROPEWALK_NTK_ALPHA: &str = "ropewalk.rope.ntk_alpha";
+pub const ROPEWALK_SCALING_TYPE: &str = "ropewalk.rope.scaling.type";
+pub const ROPEWALK_SCALING_FACTOR: &str = "ropewalk.rope.scaling.factor";

@@ -21,26 +21,26 @@ use crate::gguf::GgufFile;
 
 use super::config::{LlamaConfig, ModelError, Result};
 use super::kv_cache::KvCache;
-use super::rope::{Rope, RopeScaling};
+use super::rope::{Rope, RopeConfig};
 use super::weights::LlamaWeights;
 
-/// A loaded model: its shape, its weights (borrowed from the file) and nothing that
-/// changes while it runs.
+/// A loaded model: its shape, its weights (borrowed from the file) and its RoPE
+/// settings (the header's, with any run-time overrides applied).
 pub struct Llama<'a> {
     pub config: LlamaConfig,
     pub weights: LlamaWeights<'a>,
-    pub rope_scaling: RopeScaling,
+    pub rope: RopeConfig,
 }
 
 impl<'a> Llama<'a> {
     pub fn load(file: &'a GgufFile) -> Result<Llama<'a>> {
         let config = LlamaConfig::from_metadata(file.metadata())?;
-        let rope_scaling = RopeScaling::from_metadata(file.metadata(), "llama")?;
+        let rope = RopeConfig::from_gguf(file, &config)?;
         let weights = LlamaWeights::load(file, &config)?;
         Ok(Llama {
             config,
             weights,
-            rope_scaling,
+            rope,
         })
     }
 }
@@ -122,7 +122,7 @@ impl<'m, 'a> Session<'m, 'a> {
         let n_batch = n_batch.clamp(1, n_ctx.max(1));
         Session {
             model,
-            rope: Rope::new(c, &model.rope_scaling, n_ctx),
+            rope: Rope::new(model.rope.clone()),
             cache: KvCache::new(c.n_layers, n_ctx, c.kv_dim()),
             state: RunState::new(c, n_batch, n_ctx),
             n_batch,
@@ -145,6 +145,10 @@ impl<'m, 'a> Session<'m, 'a> {
 
     pub fn config(&self) -> &LlamaConfig {
         &self.model.config
+    }
+
+    pub fn rope(&self) -> &RopeConfig {
+        self.rope.config()
     }
 
     pub fn kv_cache_bytes(&self) -> usize {
@@ -179,6 +183,9 @@ impl<'m, 'a> Session<'m, 'a> {
             Logits::All => tokens.len(),
         };
         self.state.logits.resize(n_out * c.n_vocab, 0.0);
+        // Dynamic NTK takes its base from the whole pass, as a single forward call over
+        // all the tokens would, however the pass is split into batches.
+        let seq_len = self.n_past + tokens.len();
         for (b, batch) in tokens.chunks(self.n_batch).enumerate() {
             let first = b * self.n_batch;
             let out_rows = match which {
@@ -186,6 +193,7 @@ impl<'m, 'a> Session<'m, 'a> {
                 Logits::Last if first + batch.len() == tokens.len() => 0..1,
                 Logits::Last => 0..0,
             };
+            self.rope.prepare(self.n_past, batch.len(), seq_len);
             self.forward_batch(batch, which, out_rows);
         }
         Ok(&self.state.logits)
@@ -227,10 +235,8 @@ impl<'m, 'a> Session<'m, 'a> {
             matmul(&layer.wk, xn, k, &mut s.matmul, p);
             matmul(&layer.wv, xn, v, &mut s.matmul, p);
             for t in 0..n {
-                self.rope
-                    .apply(&mut q[t * q_dim..(t + 1) * q_dim], pos0 + t);
-                self.rope
-                    .apply(&mut k[t * kv_dim..(t + 1) * kv_dim], pos0 + t);
+                self.rope.apply(&mut q[t * q_dim..(t + 1) * q_dim], t);
+                self.rope.apply(&mut k[t * kv_dim..(t + 1) * kv_dim], t);
             }
             self.cache.store(l, pos0, k, v);
             let (keys, values) = self.cache.layer(l, pos0 + n);

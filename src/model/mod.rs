@@ -4,8 +4,10 @@ pub mod config;
 pub mod kv_cache;
 pub mod llama;
 pub mod rope;
+pub mod rope_source;
 pub mod weights;
 
 pub use config::{LlamaConfig, ModelError};
 pub use llama::{Llama, Logits, Session};
-pub use rope::RopeScaling;
+pub use rope::{RopeConfig, RopeScaling};
+pub use rope_source::{RopeOverrides, ScalingKind};

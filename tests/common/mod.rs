@@ -2,6 +2,8 @@
 //! `gguf` package (the independent implementation) about a file.
 #![allow(dead_code)]
 
+pub mod hf;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
