@@ -1,6 +1,8 @@
-//! Perplexity over non-overlapping windows, each scored with a fresh context.
+//! Perplexity over non-overlapping windows, each scored with a fresh context, with the
+//! mean NLL by position within the window: how well the model does far into a long
+//! context is the point of RoPE scaling.
 
-use crate::model::{Logits, ModelError, Session};
+use crate::model::{ModelError, Session};
 
 /// Which predictions of a window count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,9 +22,29 @@ pub struct Window {
     pub nll_sum: f64,
 }
 
+/// Positions of a window are split into this many equal buckets for the NLL report.
+pub const N_BUCKETS: usize = 8;
+
+/// Mean NLL of the predictions made at positions `from..to` of the windows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bucket {
+    pub from: usize,
+    pub to: usize,
+    pub n_pred: usize,
+    pub nll_sum: f64,
+}
+
+impl Bucket {
+    pub fn mean_nll(&self) -> f64 {
+        self.nll_sum / self.n_pred as f64
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Perplexity {
     pub windows: Vec<Window>,
+    /// By the position of the predicting token in its window.
+    pub buckets: Vec<Bucket>,
     nll: f64,
     nll2: f64,
     count: usize,
@@ -83,7 +105,18 @@ pub fn perplexity(
         Scoring::Full => 0,
         Scoring::SecondHalf => n_ctx / 2,
     };
-    let mut result = Perplexity::default();
+    let mut result = Perplexity {
+        buckets: (0..N_BUCKETS)
+            .map(|b| Bucket {
+                // Position i falls in bucket i * N_BUCKETS / n_ctx.
+                from: (b * n_ctx).div_ceil(N_BUCKETS),
+                to: ((b + 1) * n_ctx).div_ceil(N_BUCKETS),
+                n_pred: 0,
+                nll_sum: 0.0,
+            })
+            .collect(),
+        ..Default::default()
+    };
     let mut window = vec![0; n_ctx];
     let n_windows = (tokens.len() / n_ctx).min(max_windows.unwrap_or(usize::MAX));
     for w in 0..n_windows {
@@ -92,14 +125,23 @@ pub fn perplexity(
             window[0] = bos;
         }
         session.reset();
-        let logits = session.forward(&window, Logits::All)?;
         let mut sum = 0.0;
-        for i in first..n_ctx - 1 {
-            let l = nll(&logits[i * n_vocab..(i + 1) * n_vocab], window[i + 1]);
-            sum += l;
-            result.nll += l;
-            result.nll2 += l * l;
-        }
+        // Position i predicts token i + 1; the last position predicts nothing.
+        session.forward_each_batch(&window, |start, logits| {
+            for (j, row) in logits.chunks_exact(n_vocab).enumerate() {
+                let i = start + j;
+                if i < first || i + 1 >= n_ctx {
+                    continue;
+                }
+                let l = nll(row, window[i + 1]);
+                sum += l;
+                result.nll += l;
+                result.nll2 += l * l;
+                let bucket = &mut result.buckets[i * N_BUCKETS / n_ctx];
+                bucket.n_pred += 1;
+                bucket.nll_sum += l;
+            }
+        })?;
         result.count += n_ctx - 1 - first;
         result.windows.push(Window {
             start: w * n_ctx,

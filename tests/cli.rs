@@ -196,3 +196,60 @@ fn bad_input_gives_one_line_errors() {
         );
     }
 }
+
+#[test]
+fn perplexity_json_reports_windows_buckets_and_cache() {
+    let model = common::test_model();
+    let text = common::cached("text/alice.txt");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "perplexity",
+            "-m",
+            model.to_str().unwrap(),
+            "-f",
+            text.to_str().unwrap(),
+            "-c",
+            "128",
+            "--chunks",
+            "2",
+            "--json",
+            "--cache-type",
+            "q8_0",
+        ];
+        args.extend_from_slice(extra);
+        let o = ropewalk(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).expect("JSON on stdout")
+    };
+    let full = run(&[]);
+    assert_eq!(full["n_ctx"], 128);
+    assert_eq!(full["cache_type"], "q8_0");
+    // 30 layers x 128 positions x keys and values x 192 values in Q8_0 (34 bytes a 32).
+    assert_eq!(full["kv_cache_bytes"], 30 * 128 * 2 * 192 / 32 * 34);
+    assert_eq!(full["windows"].as_array().unwrap().len(), 2);
+    assert_eq!(full["n_pred"], 2 * 127);
+    let buckets = full["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 8);
+    let counted: u64 = buckets.iter().map(|b| b["n_pred"].as_u64().unwrap()).sum();
+    assert_eq!(counted, 2 * 127);
+    assert_eq!(
+        (buckets[0]["from"].clone(), buckets[7]["to"].clone()),
+        (0.into(), 128.into())
+    );
+    let mean: f64 = buckets
+        .iter()
+        .map(|b| b["mean_nll"].as_f64().unwrap() * b["n_pred"].as_f64().unwrap())
+        .sum::<f64>()
+        / counted as f64;
+    assert!((mean - full["mean_nll"].as_f64().unwrap()).abs() < 1e-9);
+    assert!(full["rope"]
+        .as_str()
+        .unwrap()
+        .starts_with("RoPE base 100000"));
+
+    // llama.cpp's convention scores the second half of each window only.
+    let half = run(&["--second-half"]);
+    assert_eq!(half["n_pred"], 2 * 63);
+    assert_eq!(half["buckets"][0]["n_pred"], 0);
+    assert!(half["buckets"][0]["mean_nll"].is_null());
+}

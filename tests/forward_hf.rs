@@ -58,3 +58,67 @@ fn quantized_path_stays_close_to_transformers() {
         );
     }
 }
+
+/// Scoring batch by batch gives the logits of one pass over all the tokens, bit for bit,
+/// whatever the batch size.
+#[test]
+fn batched_scoring_equals_one_pass() {
+    let file = GgufFile::open(common::test_model()).unwrap();
+    let model = Llama::load(&file).unwrap();
+    let tokens = common::hf::ids(&reference("prompts.json")["long"]["ids"])[..40].to_vec();
+    let mut whole = ropewalk::model::Session::new(&model, 64, 64);
+    let want = whole
+        .forward(&tokens, ropewalk::model::Logits::All)
+        .unwrap()
+        .to_vec();
+    let mut batched = ropewalk::model::Session::new(&model, 64, 16);
+    let mut got = Vec::new();
+    batched
+        .forward_each_batch(&tokens, |start, logits| {
+            assert_eq!(start, got.len() / model.config.n_vocab);
+            got.extend_from_slice(logits);
+        })
+        .unwrap();
+    assert_eq!(got, want);
+}
+
+/// f16 and Q8_0 caches stay close to the f32 one on the long prompt: the same final
+/// argmax, and the f32 cache's top-20 logits within 0.01 (f16) and 0.3 (8-bit keys and
+/// values). On the exact path: with 8-bit activations any tiny change is amplified by
+/// their rounding (an f16 cache then moves the top-20 by 0.19), which hides the cache's
+/// own effect.
+#[test]
+fn reduced_cache_types_stay_close() {
+    use ropewalk::model::kv_cache::CacheType;
+    let file = GgufFile::open(common::test_model()).unwrap();
+    let model = Llama::load(&file).unwrap();
+    let tokens = common::hf::ids(&reference("prompts.json")["long"]["ids"]);
+    let logits = |ty| {
+        let mut s = ropewalk::model::Session::with_cache(&model, 256, 256, ty).unwrap();
+        s.precision = ropewalk::backend::cpu::matmul::Precision::Exact;
+        s.forward(&tokens, ropewalk::model::Logits::Last)
+            .unwrap()
+            .to_vec()
+    };
+    let f32_logits = logits(CacheType::F32);
+    let mut top: Vec<usize> = (0..f32_logits.len()).collect();
+    top.sort_by(|&a, &b| f32_logits[b].total_cmp(&f32_logits[a]));
+    for (ty, bound) in [(CacheType::F16, 0.01), (CacheType::Q8_0, 0.3)] {
+        let l = logits(ty);
+        let diff = top[..20]
+            .iter()
+            .map(|&i| (l[i] - f32_logits[i]).abs())
+            .fold(0.0, f32::max);
+        let all = l
+            .iter()
+            .zip(&f32_logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        eprintln!("{ty} cache: top-20 logits move by {diff:.4} (all logits: {all:.4})");
+        assert!(diff < bound, "{ty}: {diff}");
+        assert_eq!(
+            ropewalk::sample::argmax(&l),
+            ropewalk::sample::argmax(&f32_logits)
+        );
+    }
+}

@@ -7,7 +7,8 @@ use clap::Args;
 
 use ropewalk::backend::cpu::matmul::Precision;
 use ropewalk::gguf::GgufFile;
-use ropewalk::model::Llama;
+use ropewalk::model::kv_cache::CacheType;
+use ropewalk::model::{Llama, Session};
 
 use super::rope_args::RopeArgs;
 
@@ -29,6 +30,10 @@ pub struct ModelArgs {
     /// against a float reference).
     #[arg(long)]
     pub exact: bool,
+    /// How the KV cache stores keys and values: f32, f16 or q8_0 (default f16, or f32
+    /// with --exact).
+    #[arg(long = "cache-type", value_name = "TYPE")]
+    pub cache_type: Option<CacheType>,
     #[command(flatten)]
     pub rope: RopeArgs,
 }
@@ -83,6 +88,27 @@ impl ModelArgs {
             eprintln!("warning: {warning}");
         }
         n_ctx
+    }
+
+    /// A session with the asked-for cache type and precision; prints the cache's size.
+    pub fn session<'m, 'a>(
+        &self,
+        model: &'m Llama<'a>,
+        n_ctx: usize,
+    ) -> Result<Session<'m, 'a>, Box<dyn std::error::Error>> {
+        let default = if self.exact {
+            CacheType::F32
+        } else {
+            CacheType::F16
+        };
+        let cache_type = self.cache_type.unwrap_or(default);
+        let mut session = Session::with_cache(model, n_ctx, self.batch_size, cache_type)?;
+        session.precision = self.precision();
+        eprintln!(
+            "context {n_ctx} tokens, KV cache {cache_type} {:.1} MiB",
+            session.kv_cache_bytes() as f64 / (1 << 20) as f64
+        );
+        Ok(session)
     }
 
     pub fn precision(&self) -> Precision {

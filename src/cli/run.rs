@@ -8,7 +8,6 @@ use clap::Args;
 use super::model_args::ModelArgs;
 use super::CliResult;
 use ropewalk::generate::generate;
-use ropewalk::model::Session;
 use ropewalk::sample::{Sampler, SamplerConfig};
 use ropewalk::tokenizer::{StreamDecoder, Tokenizer};
 
@@ -96,13 +95,8 @@ pub fn run(args: &RunArgs) -> CliResult {
         )
         .into());
     }
-    let mut session = Session::new(&model, n_ctx, args.model.batch_size);
-    session.precision = args.model.precision();
-    eprintln!(
-        "context {n_ctx} tokens, KV cache {:.1} MiB; prompt {} tokens",
-        session.kv_cache_bytes() as f64 / (1 << 20) as f64,
-        tokens.len()
-    );
+    let mut session = args.model.session(&model, n_ctx)?;
+    eprintln!("prompt {} tokens", tokens.len());
     let mut sampler = Sampler::new(sampler_config);
 
     let mut out = io::stdout().lock();

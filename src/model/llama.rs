@@ -15,12 +15,13 @@
 
 use rayon::prelude::*;
 
+use crate::backend::cpu::attention::{self, AttnScratch};
 use crate::backend::cpu::matmul::{matmul, MatmulScratch, Precision};
 use crate::backend::cpu::ops;
 use crate::gguf::GgufFile;
 
 use super::config::{LlamaConfig, ModelError, Result};
-use super::kv_cache::KvCache;
+use super::kv_cache::{CacheType, KvCache};
 use super::rope::{Rope, RopeConfig};
 use super::weights::LlamaWeights;
 
@@ -76,15 +77,15 @@ struct RunState {
     gate: Vec<f32>,
     /// `[n][ffn_dim]`
     up: Vec<f32>,
-    /// `[n_heads][n_ctx]` attention weights of one query
-    scores: Vec<f32>,
+    /// One attention scratch per head, so heads run in parallel.
+    attention: Vec<AttnScratch>,
     /// `[n][n_vocab]` (one row unless every position's logits are asked for)
     logits: Vec<f32>,
     matmul: MatmulScratch,
 }
 
 impl RunState {
-    fn new(c: &LlamaConfig, n_batch: usize, n_ctx: usize) -> RunState {
+    fn new(c: &LlamaConfig, n_batch: usize) -> RunState {
         let q_dim = c.n_heads * c.head_dim;
         RunState {
             x: vec![0.0; n_batch * c.dim],
@@ -97,7 +98,9 @@ impl RunState {
             delta: vec![0.0; n_batch * c.dim],
             gate: vec![0.0; n_batch * c.ffn_dim],
             up: vec![0.0; n_batch * c.ffn_dim],
-            scores: vec![0.0; c.n_heads * n_ctx],
+            attention: (0..c.n_heads)
+                .map(|_| AttnScratch::new(c.head_dim))
+                .collect(),
             logits: vec![0.0; c.n_vocab],
             matmul: MatmulScratch::default(),
         }
@@ -116,19 +119,37 @@ pub struct Session<'m, 'a> {
 }
 
 impl<'m, 'a> Session<'m, 'a> {
-    /// A session for up to `n_ctx` positions, processing prompts `n_batch` tokens at a time.
+    /// A session for up to `n_ctx` positions, processing prompts `n_batch` tokens at a
+    /// time, with an f32 KV cache.
     pub fn new(model: &'m Llama<'a>, n_ctx: usize, n_batch: usize) -> Session<'m, 'a> {
+        Self::with_cache(model, n_ctx, n_batch, CacheType::F32)
+            .expect("an f32 cache fits any head dimension")
+    }
+
+    /// Like [`Session::new`], with the KV cache stored as `cache_type`.
+    pub fn with_cache(
+        model: &'m Llama<'a>,
+        n_ctx: usize,
+        n_batch: usize,
+        cache_type: CacheType,
+    ) -> Result<Session<'m, 'a>> {
         let c = &model.config;
+        if !cache_type.fits(c.head_dim) {
+            return Err(ModelError::Invalid(format!(
+                "a {cache_type} KV cache needs heads of a multiple of 32 values, not {}",
+                c.head_dim
+            )));
+        }
         let n_batch = n_batch.clamp(1, n_ctx.max(1));
-        Session {
+        Ok(Session {
             model,
             rope: Rope::new(model.rope.clone()),
-            cache: KvCache::new(c.n_layers, n_ctx, c.kv_dim()),
-            state: RunState::new(c, n_batch, n_ctx),
+            cache: KvCache::new(cache_type, c.n_layers, n_ctx, c.kv_dim()),
+            state: RunState::new(c, n_batch),
             n_batch,
             n_past: 0,
             precision: Precision::Quantized,
-        }
+        })
     }
 
     pub fn n_past(&self) -> usize {
@@ -151,6 +172,10 @@ impl<'m, 'a> Session<'m, 'a> {
         self.rope.config()
     }
 
+    pub fn cache_type(&self) -> CacheType {
+        self.cache.ty()
+    }
+
     pub fn kv_cache_bytes(&self) -> usize {
         self.cache.bytes()
     }
@@ -163,21 +188,8 @@ impl<'m, 'a> Session<'m, 'a> {
     /// Runs `tokens` at the next positions and returns logits: `[n_vocab]` for
     /// `Logits::Last`, `[tokens.len()][n_vocab]` for `Logits::All`.
     pub fn forward(&mut self, tokens: &[u32], which: Logits) -> Result<&[f32]> {
+        self.check(tokens)?;
         let c = &self.model.config;
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
-            return Err(ModelError::Invalid(format!(
-                "token id {bad} is outside the vocabulary of {}",
-                c.n_vocab
-            )));
-        }
-        if self.n_past + tokens.len() > self.n_ctx() {
-            return Err(ModelError::Invalid(format!(
-                "context full: {} positions used, {} more asked for, context size {}",
-                self.n_past,
-                tokens.len(),
-                self.n_ctx()
-            )));
-        }
         let n_out = match which {
             Logits::Last => 1,
             Logits::All => tokens.len(),
@@ -197,6 +209,48 @@ impl<'m, 'a> Session<'m, 'a> {
             self.forward_batch(batch, which, out_rows);
         }
         Ok(&self.state.logits)
+    }
+
+    /// Runs `tokens` as one pass, like `forward(tokens, Logits::All)`, but hands the
+    /// logits of each batch to `on_batch(first_token_index, [batch][n_vocab])` as it
+    /// goes, so scoring a long window never holds `[n][n_vocab]` logits at once.
+    pub fn forward_each_batch(
+        &mut self,
+        tokens: &[u32],
+        mut on_batch: impl FnMut(usize, &[f32]),
+    ) -> Result<()> {
+        self.check(tokens)?;
+        let n_vocab = self.model.config.n_vocab;
+        self.state.logits.resize(self.n_batch * n_vocab, 0.0);
+        let seq_len = self.n_past + tokens.len();
+        for (b, batch) in tokens.chunks(self.n_batch).enumerate() {
+            self.rope.prepare(self.n_past, batch.len(), seq_len);
+            self.forward_batch(batch, Logits::All, 0..batch.len());
+            on_batch(
+                b * self.n_batch,
+                &self.state.logits[..batch.len() * n_vocab],
+            );
+        }
+        Ok(())
+    }
+
+    fn check(&self, tokens: &[u32]) -> Result<()> {
+        let c = &self.model.config;
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
+            return Err(ModelError::Invalid(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                c.n_vocab
+            )));
+        }
+        if self.n_past + tokens.len() > self.n_ctx() {
+            return Err(ModelError::Invalid(format!(
+                "context full: {} positions used, {} more asked for, context size {}",
+                self.n_past,
+                tokens.len(),
+                self.n_ctx()
+            )));
+        }
+        Ok(())
     }
 
     /// One batch through every layer; logits for the batch's last token (`Logits::Last`)
@@ -239,27 +293,24 @@ impl<'m, 'a> Session<'m, 'a> {
                 self.rope.apply(&mut k[t * kv_dim..(t + 1) * kv_dim], t);
             }
             self.cache.store(l, pos0, k, v);
-            let (keys, values) = self.cache.layer(l, pos0 + n);
+            let kv = self.cache.layer(l, pos0 + n);
             let group = c.n_heads / c.n_kv_heads;
             let hd = c.head_dim;
-            let n_ctx = self.cache.n_ctx();
             s.att_by_head[..n * q_dim]
                 .par_chunks_mut(n * hd)
-                .zip(s.scores.par_chunks_mut(n_ctx))
+                .zip(s.attention.par_iter_mut())
                 .enumerate()
-                .for_each(|(h, (out, scores))| {
+                .for_each(|(h, (out, scratch))| {
                     let kv_offset = (h / group) * hd;
                     for t in 0..n {
                         // Causal: token t sees positions 0..=pos0 + t.
-                        let seen = (pos0 + t + 1) * kv_dim;
-                        ops::attend(
+                        attention::attend(
                             &mut out[t * hd..(t + 1) * hd],
                             &q[t * q_dim + h * hd..][..hd],
-                            &keys[..seen],
-                            &values[..seen],
-                            kv_dim,
+                            &kv,
+                            pos0 + t + 1,
                             kv_offset,
-                            scores,
+                            scratch,
                         );
                     }
                 });
