@@ -2,6 +2,7 @@
 
 pub mod atomic_file;
 pub mod backend;
+pub mod convert;
 pub mod generate;
 pub mod gguf;
 pub mod model;

@@ -19,6 +19,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Convert a Hugging Face safetensors model folder into one GGUF file.
+    Convert(cli::convert::ConvertArgs),
+    /// Requantize a GGUF file to another type, keeping its metadata.
+    Quantize(cli::quantize::QuantizeArgs),
     /// Show a GGUF file's header, metadata and tensors without reading tensor data.
     Info(cli::info::InfoArgs),
     /// Generate text from a prompt.
@@ -30,6 +34,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Convert(args) => cli::convert::run(&args),
+        Command::Quantize(args) => cli::quantize::run(&args),
         Command::Info(args) => cli::info::run(&args),
         Command::Run(args) => cli::run::run(&args),
         Command::Perplexity(args) => cli::perplexity::run(&args),

@@ -13,8 +13,11 @@ use ropewalk::gguf::{keys, GgufFile, GgufWriter, Metadata, TensorSpec, Value};
 use ropewalk::model::rope::{Llama3Params, RopeConfig, RopeScaling};
 use ropewalk::model::{Llama, RopeOverrides, ScalingKind};
 
-/// (reference variant, run-time overrides, header keys to set)
-fn variants() -> Vec<(&'static str, RopeOverrides, Vec<(String, Value)>)> {
+/// A reference variant, the run-time overrides that give it, and the header keys that
+/// give it.
+type Variant = (&'static str, RopeOverrides, Vec<(String, Value)>);
+
+fn variants() -> Vec<Variant> {
     let k = |s: &str| keys::arch_key("llama", s);
     let f32v = |v: f32| Value::F32(v);
     vec![
@@ -236,7 +239,7 @@ fn llama3_factors_match_the_transformers_formula() {
     let got = config.inv_freq(1);
     let (low_wavelen, high_wavelen) = (old_ctx / low, old_ctx / high);
     let (mut scaled, mut kept, mut blended) = (0, 0, 0);
-    for i in 0..dims / 2 {
+    for (i, &got) in got.iter().enumerate() {
         let inv_freq = 1.0 / base.powf((2 * i) as f64 / dims as f64);
         let wavelen = 2.0 * std::f64::consts::PI / inv_freq;
         let inv_freq_llama = if wavelen > low_wavelen {
@@ -246,7 +249,8 @@ fn llama3_factors_match_the_transformers_formula() {
         };
         let smooth = (old_ctx / wavelen - low) / (high - low);
         let smoothed = (1.0 - smooth) * inv_freq_llama / factor + smooth * inv_freq_llama;
-        let is_medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+        // ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
+        let is_medium = (high_wavelen..=low_wavelen).contains(&wavelen);
         let want = if is_medium { smoothed } else { inv_freq_llama };
         match (is_medium, wavelen > low_wavelen) {
             (true, _) => blended += 1,
@@ -254,9 +258,8 @@ fn llama3_factors_match_the_transformers_formula() {
             (false, false) => kept += 1,
         }
         assert!(
-            (got[i] - want).abs() <= 1e-12 * want,
-            "pair {i}: {} vs {want}",
-            got[i]
+            (got - want).abs() <= 1e-12 * want,
+            "pair {i}: {got} vs {want}"
         );
     }
     assert!(

@@ -19,4 +19,6 @@ fi
 tools/fetch_test_model.sh
 tools/fetch_kquant_reference.sh
 tools/fetch_tokenizer_oracles.sh
+tools/fetch_spm_models.sh
+"$CACHE/venv/bin/python" tools/make_hf_model.py && "$CACHE/venv/bin/python" tools/make_hf_model.py --dtype bf16
 echo "setup done: $CACHE"

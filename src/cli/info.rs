@@ -9,6 +9,7 @@ use serde_json::{json, Value as Json};
 
 use super::CliResult;
 use ropewalk::gguf::{Array, GgufFile, Summary, Value};
+use ropewalk::model::{LlamaConfig, RopeConfig};
 use ropewalk::quant::GgmlType;
 
 /// Arrays longer than this are shown as `[type; len]` unless `--full` is given.
@@ -75,6 +76,9 @@ fn print_text(w: &mut impl Write, args: &InfoArgs, file: &GgufFile) -> io::Resul
         h.alignment,
         h.data_offset
     )?;
+    if let Some(rope) = rope_in_words(file) {
+        writeln!(w, "rope: {rope}")?;
+    }
 
     writeln!(w, "\nmetadata:")?;
     let max_items = if args.full { usize::MAX } else { ARRAY_PREVIEW };
@@ -186,9 +190,20 @@ fn to_json(args: &InfoArgs, file: &GgufFile) -> Json {
         "version": h.version,
         "alignment": h.alignment,
         "data_offset": h.data_offset,
+        "rope": rope_in_words(file),
         "metadata": metadata,
         "tensors": tensors,
         "totals_by_type": totals,
+    })
+}
+
+/// The effective RoPE configuration of a llama file in words ("linear interpolation x4:
+/// trained 8192, runs to 32768"), as the runtime will apply it; `None` for other models.
+fn rope_in_words(file: &GgufFile) -> Option<String> {
+    let config = LlamaConfig::from_metadata(file.metadata()).ok()?;
+    Some(match RopeConfig::from_gguf(file, &config) {
+        Ok(rope) => rope.to_string(),
+        Err(e) => format!("unreadable: {e}"),
     })
 }
 

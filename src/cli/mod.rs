@@ -1,8 +1,10 @@
 //! One module per subcommand.
 
+pub mod convert;
 pub mod info;
 pub mod model_args;
 pub mod perplexity;
+pub mod quantize;
 pub mod rope_args;
 pub mod run;
 
