@@ -29,16 +29,26 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Measure how well a model predicts a text.
     Perplexity(cli::perplexity::PerplexityArgs),
+    /// Measure prompt processing and generation speed, in llama-bench's shape.
+    Bench(cli::bench::BenchArgs),
+    /// Write a model of a standard shape with random weights (for benchmarks).
+    RandomModel(cli::random_model::RandomModelArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = ropewalk::quant::kernels::init() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Convert(args) => cli::convert::run(&args),
         Command::Quantize(args) => cli::quantize::run(&args),
         Command::Info(args) => cli::info::run(&args),
         Command::Run(args) => cli::run::run(&args),
         Command::Perplexity(args) => cli::perplexity::run(&args),
+        Command::Bench(args) => cli::bench::run(&args),
+        Command::RandomModel(args) => cli::random_model::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

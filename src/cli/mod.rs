@@ -1,10 +1,13 @@
 //! One module per subcommand.
 
+pub mod bench;
 pub mod convert;
 pub mod info;
 pub mod model_args;
 pub mod perplexity;
 pub mod quantize;
+pub mod random_blocks;
+pub mod random_model;
 pub mod rope_args;
 pub mod run;
 

@@ -38,10 +38,20 @@ pub fn vec_dot(w_ty: GgmlType, w: &[u8], a: &[u8]) -> f32 {
         GgmlType::Q4_K => blocks2(w, a, q4_k_q8_k),
         GgmlType::Q5_K => blocks2(w, a, q5_k_q8_k),
         GgmlType::Q6_K => blocks2(w, a, q6_k_q8_k),
-        GgmlType::F32 => floats(w, a, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        GgmlType::F16 => floats(w, a, |b| f16::from_le_bytes([b[0], b[1]]).to_f32()),
-        GgmlType::BF16 => floats(w, a, |b| bf16_to_fp32(u16::from_le_bytes([b[0], b[1]]))),
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => {
+            vec_dot_f32(w_ty, w, bytemuck::cast_slice(a))
+        }
         GgmlType::Q8_1 | GgmlType::Q8_K => panic!("{w_ty} is an activation type"),
+    }
+}
+
+/// `w · x` for a float weight row (F32, F16 or BF16 bytes) and f32 activations.
+pub fn vec_dot_f32(w_ty: GgmlType, w: &[u8], x: &[f32]) -> f32 {
+    match w_ty {
+        GgmlType::F32 => floats(w, x, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        GgmlType::F16 => floats(w, x, |b| f16::from_le_bytes([b[0], b[1]]).to_f32()),
+        GgmlType::BF16 => floats(w, x, |b| bf16_to_fp32(u16::from_le_bytes([b[0], b[1]]))),
+        _ => panic!("{w_ty} is not a float type"),
     }
 }
 
@@ -53,8 +63,7 @@ fn blocks2<W: Block, A: Block>(w: &[u8], a: &[u8], dot: fn(&W, &A) -> f32) -> f3
     w.iter().zip(a).map(|(w, a)| dot(w, a)).sum()
 }
 
-fn floats(w: &[u8], a: &[u8], decode: fn(&[u8]) -> f32) -> f32 {
-    let a: &[f32] = bytemuck::cast_slice(a);
+fn floats(w: &[u8], a: &[f32], decode: fn(&[u8]) -> f32) -> f32 {
     let width = w.len() / a.len();
     w.chunks_exact(width)
         .zip(a)
@@ -96,28 +105,28 @@ fn unpack_five_bits(qs: &[u8; QK / 2], qh: &[u8; 4], offset: i8) -> [i8; QK] {
     q
 }
 
-fn q4_0_q8_0(w: &BlockQ4_0, a: &BlockQ8_0) -> f32 {
+pub(crate) fn q4_0_q8_0(w: &BlockQ4_0, a: &BlockQ8_0) -> f32 {
     let sumi = dot_i8(&unpack_nibbles(&w.qs, 8), &a.qs);
     sumi as f32 * w.d.to_f32() * a.d.to_f32()
 }
 
-fn q4_1_q8_1(w: &BlockQ4_1, a: &BlockQ8_1) -> f32 {
+pub(crate) fn q4_1_q8_1(w: &BlockQ4_1, a: &BlockQ8_1) -> f32 {
     let sumi = dot_i8(&unpack_nibbles(&w.qs, 0), &a.qs);
     // Σ (q d_w + m)(q_a d_a) = d_w d_a Σ q q_a + m (d_a Σ q_a), and a.s = d_a Σ q_a.
     sumi as f32 * w.d.to_f32() * a.d.to_f32() + w.m.to_f32() * a.s.to_f32()
 }
 
-fn q5_0_q8_0(w: &BlockQ5_0, a: &BlockQ8_0) -> f32 {
+pub(crate) fn q5_0_q8_0(w: &BlockQ5_0, a: &BlockQ8_0) -> f32 {
     let sumi = dot_i8(&unpack_five_bits(&w.qs, &w.qh, 16), &a.qs);
     sumi as f32 * w.d.to_f32() * a.d.to_f32()
 }
 
-fn q5_1_q8_1(w: &BlockQ5_1, a: &BlockQ8_1) -> f32 {
+pub(crate) fn q5_1_q8_1(w: &BlockQ5_1, a: &BlockQ8_1) -> f32 {
     let sumi = dot_i8(&unpack_five_bits(&w.qs, &w.qh, 0), &a.qs);
     sumi as f32 * w.d.to_f32() * a.d.to_f32() + w.m.to_f32() * a.s.to_f32()
 }
 
-fn q8_0_q8_0(w: &BlockQ8_0, a: &BlockQ8_0) -> f32 {
+pub(crate) fn q8_0_q8_0(w: &BlockQ8_0, a: &BlockQ8_0) -> f32 {
     dot_i8(&w.qs, &a.qs) as f32 * w.d.to_f32() * a.d.to_f32()
 }
 
@@ -157,11 +166,11 @@ fn unpack_q4k(qs: &[u8; QK_K / 2]) -> [u8; QK_K] {
     q
 }
 
-fn q4_k_q8_k(w: &BlockQ4K, a: &BlockQ8K) -> f32 {
+pub(crate) fn q4_k_q8_k(w: &BlockQ4K, a: &BlockQ8K) -> f32 {
     k4_k5(&unpack_q4k(&w.qs), w.d, w.dmin, &w.scales, a)
 }
 
-fn q5_k_q8_k(w: &BlockQ5K, a: &BlockQ8K) -> f32 {
+pub(crate) fn q5_k_q8_k(w: &BlockQ5K, a: &BlockQ8K) -> f32 {
     let mut q = unpack_q4k(&w.qs);
     for sub in 0..8 {
         for l in 0..32 {
@@ -171,7 +180,7 @@ fn q5_k_q8_k(w: &BlockQ5K, a: &BlockQ8K) -> f32 {
     k4_k5(&q, w.d, w.dmin, &w.scales, a)
 }
 
-fn q6_k_q8_k(w: &BlockQ6K, a: &BlockQ8K) -> f32 {
+pub(crate) fn q6_k_q8_k(w: &BlockQ6K, a: &BlockQ8K) -> f32 {
     // Each half of 128 values: four runs of 32 drawn from 64 bytes of ql (low and high
     // nibbles) and 32 bytes of qh (two bits per run).
     let mut q = [0u8; QK_K];

@@ -5,13 +5,17 @@
 //! ([`scalar`], [`quantize`](mod@quantize), [`k_quants`]) are the oracle for the SIMD
 //! and GPU kernels.
 
+pub mod acts;
 pub mod blocks;
 pub mod dot;
 pub mod floats;
 pub mod k_quants;
+pub mod kernels;
 pub mod quantize;
 pub mod scalar;
 pub mod types;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
 use std::mem::size_of;
 

@@ -1,10 +1,16 @@
-//! `out = x · Wᵀ` for a batch of tokens: every weight row is read once per batch and
-//! dotted with each token's activations, and the rows are split across threads.
+//! `out = x · Wᵀ` for a batch of tokens, through the kernel table
+//! ([`crate::quant::kernels`]): activations are quantized once per batch to the weight
+//! type's partner layout; one token (generation) takes the row dot product, each thread
+//! streaming its own slice of rows; a batch (prompt processing) takes the tile kernel,
+//! which unpacks sixteen rows' blocks once and multiplies them with every token. The row
+//! and tile kernels do the same float operations per output, so results do not depend on
+//! how a batch is split.
 
 use rayon::prelude::*;
 
 use crate::model::weights::Matrix;
-use crate::quant::{self, dot, GgmlType};
+use crate::quant::acts::Acts;
+use crate::quant::kernels::kernels;
 
 use super::ops;
 
@@ -22,16 +28,40 @@ pub enum Precision {
 /// Buffers reused across calls so a forward pass does not allocate per matrix.
 #[derive(Default)]
 pub struct MatmulScratch {
-    /// Quantized activations, `[n_tok][act_row_bytes]`.
-    act: Vec<u8>,
-    /// Results by weight row, `[rows][n_tok]`, before they are transposed into `out`.
+    /// Quantized activations, one row per token.
+    acts: Acts,
+    /// Results by weight row, `[rows][n_tok]`, for the paths that produce them that way.
     by_row: Vec<f32>,
 }
 
-/// Rows per parallel task: enough work to amortize the task, enough tasks to balance.
-fn rows_per_task(rows: usize) -> usize {
-    (rows / (8 * rayon::current_num_threads())).clamp(4, 256)
+/// Batches smaller than this take the row kernel: packing a tile costs more than it saves
+/// for a handful of tokens. Both give the same bits, so this only moves speed.
+const TILE_MIN_TOKENS: usize = 12;
+
+/// Rows per parallel task: a multiple of `unit`, about `per_thread` tasks per thread.
+fn rows_per_task(rows: usize, unit: usize, per_thread: usize) -> usize {
+    let per = rows.div_ceil(per_thread * rayon::current_num_threads());
+    per.div_ceil(unit).max(1) * unit
 }
+
+/// Tasks per thread for one token: few, so each thread streams long runs of rows, but
+/// more than one, so a thread the OS delays does not hold up the rest.
+const TASKS_PER_THREAD_TG: usize = 4;
+
+/// The output pointer shared by tasks that write disjoint columns.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+impl OutPtr {
+    /// The pointer; a method, so closures capture the `Send` wrapper, not the raw field.
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+// SAFETY: tasks write disjoint elements (see the use in `matmul`).
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
 
 /// `x`: `[n_tok][w.cols]`; `out`: `[n_tok][w.rows]`.
 pub fn matmul(
@@ -42,66 +72,168 @@ pub fn matmul(
     precision: Precision,
 ) {
     let n_tok = x.len() / w.cols;
-    debug_assert_eq!(x.len(), n_tok * w.cols);
-    debug_assert_eq!(out.len(), n_tok * w.rows);
-    let MatmulScratch { act, by_row } = scratch;
-    // One token writes its results straight into `out`; a batch collects them by row so
-    // each task owns one contiguous slice.
-    let dest: &mut [f32] = if n_tok == 1 {
-        &mut *out
-    } else {
-        by_row.resize(w.rows * n_tok, 0.0);
-        by_row
+    assert_eq!(x.len(), n_tok * w.cols);
+    assert_eq!(out.len(), n_tok * w.rows);
+    if precision == Precision::Exact {
+        return exact(w, x, out, n_tok, &mut scratch.by_row);
+    }
+    let k = kernels()
+        .for_type(w.ty)
+        .unwrap_or_else(|| panic!("{} is not a weight type", w.ty));
+    let acts = &mut scratch.acts;
+    k.quantize_acts(x, w.cols, acts);
+    let acts = &*acts;
+    let dst = OutPtr(out.as_mut_ptr());
+    let row_bytes = w.row_bytes();
+    // Runs `f(r0, rows)` over row ranges of `per` rows in parallel.
+    let split = |per: usize, f: &(dyn Fn(usize, usize) + Sync)| {
+        (0..w.rows.div_ceil(per)).into_par_iter().for_each(|task| {
+            let r0 = task * per;
+            f(r0, per.min(w.rows - r0));
+        });
     };
-    let chunk = rows_per_task(w.rows);
-    match precision {
-        Precision::Quantized => {
-            let act_ty = dot::vec_dot_type(w.ty);
-            let act_row = act_ty
-                .bytes_for(w.cols as u64)
-                .expect("weight rows are whole blocks") as usize;
-            act.resize(n_tok * act_row, 0);
-            if act_ty == GgmlType::F32 {
-                act.copy_from_slice(bytemuck::cast_slice(x));
-            } else {
-                act.par_chunks_mut(act_row)
-                    .zip(x.par_chunks(w.cols))
-                    .for_each(|(a, xr)| {
-                        quant::quantize(act_ty, xr, a).expect("sizes match the block")
-                    });
-            }
-            let act = &*act;
-            dest.par_chunks_mut(chunk * n_tok)
+    match k.gemm() {
+        Some(g) if n_tok >= TILE_MIN_TOKENS => {
+            split(rows_per_task(w.rows, g.rows_per_group, 4), &|r0, rows| {
+                let wr = &w.data[r0 * row_bytes..(r0 + rows) * row_bytes];
+                // SAFETY: `out` is `[n_tok][w.rows]`; this task alone writes columns
+                // r0..r0 + rows of it, and `matmul` holds `out` borrowed throughout.
+                unsafe { k.run_gemm(&g, wr, rows, acts, dst.at(r0), w.rows) }
+            });
+        }
+        _ if k.has_gemv() => {
+            let tasks = if n_tok == 1 { TASKS_PER_THREAD_TG } else { 4 };
+            split(rows_per_task(w.rows, 16, tasks), &|r0, rows| {
+                let wr = &w.data[r0 * row_bytes..(r0 + rows) * row_bytes];
+                // SAFETY: as above.
+                unsafe { k.run_gemv(wr, rows, acts, dst.at(r0), w.rows) }
+            });
+        }
+        _ if n_tok == 1 => {
+            let per = rows_per_task(w.rows, 16, TASKS_PER_THREAD_TG);
+            let a = acts.row_bytes(0);
+            out.par_chunks_mut(per).enumerate().for_each(|(c, o)| {
+                let rows = &w.data[c * per * row_bytes..];
+                for (o, wr) in o.iter_mut().zip(rows.chunks_exact(row_bytes)) {
+                    *o = k.dot_row(wr, a, w.cols);
+                }
+            });
+        }
+        _ => {
+            let by_row = &mut scratch.by_row;
+            by_row.resize(w.rows * n_tok, 0.0);
+            let per = rows_per_task(w.rows, 16, 4);
+            by_row
+                .par_chunks_mut(per * n_tok)
                 .enumerate()
                 .for_each(|(c, rows_out)| {
                     for (i, row_out) in rows_out.chunks_mut(n_tok).enumerate() {
-                        let w_row = w.row(c * chunk + i);
+                        let w_row = w.row(c * per + i);
                         for (t, o) in row_out.iter_mut().enumerate() {
-                            *o = dot::vec_dot(w.ty, w_row, &act[t * act_row..][..act_row]);
+                            *o = k.dot(w_row, acts, t);
                         }
                     }
                 });
-        }
-        Precision::Exact => {
-            dest.par_chunks_mut(chunk * n_tok)
-                .enumerate()
-                .for_each_init(
-                    || vec![0.0f32; w.cols],
-                    |w_row, (c, rows_out)| {
-                        for (i, row_out) in rows_out.chunks_mut(n_tok).enumerate() {
-                            w.dequantize_row(c * chunk + i, w_row);
-                            for (t, o) in row_out.iter_mut().enumerate() {
-                                *o = ops::dot(w_row, &x[t * w.cols..][..w.cols]);
-                            }
-                        }
-                    },
-                );
+            transpose_into(by_row, n_tok, w.rows, out);
         }
     }
-    if n_tok > 1 {
-        for (r, row) in by_row.chunks(n_tok).enumerate() {
-            for (t, &v) in row.iter().enumerate() {
-                out[t * w.rows + r] = v;
+}
+
+fn transpose_into(by_row: &[f32], n_tok: usize, rows: usize, out: &mut [f32]) {
+    for (r, row) in by_row.chunks(n_tok).enumerate() {
+        for (t, &v) in row.iter().enumerate() {
+            out[t * rows + r] = v;
+        }
+    }
+}
+
+fn exact(w: &Matrix, x: &[f32], out: &mut [f32], n_tok: usize, by_row: &mut Vec<f32>) {
+    by_row.resize(w.rows * n_tok, 0.0);
+    let per = rows_per_task(w.rows, 4, 4);
+    by_row
+        .par_chunks_mut(per * n_tok)
+        .enumerate()
+        .for_each_init(
+            || vec![0.0f32; w.cols],
+            |w_row, (c, rows_out)| {
+                for (i, row_out) in rows_out.chunks_mut(n_tok).enumerate() {
+                    w.dequantize_row(c * per + i, w_row);
+                    for (t, o) in row_out.iter_mut().enumerate() {
+                        *o = ops::dot(w_row, &x[t * w.cols..][..w.cols]);
+                    }
+                }
+            },
+        );
+    transpose_into(by_row, n_tok, w.rows, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::{dot, quantize, GgmlType};
+
+    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Every batch size class against the reference dot product of each row and token.
+    #[test]
+    fn matmul_equals_reference_dots() {
+        for ty in [
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q8_0,
+            GgmlType::Q6_K,
+            GgmlType::F16,
+        ] {
+            let (rows, cols) = (40, 512);
+            let wx = pseudo_random(rows * cols, 1);
+            let row_bytes = ty.bytes_for(cols as u64).unwrap() as usize;
+            let mut data = vec![0u16; rows * row_bytes / 2];
+            quantize(ty, &wx, bytemuck::cast_slice_mut(&mut data)).unwrap();
+            let w = Matrix {
+                name: "w",
+                ty,
+                rows,
+                cols,
+                data: bytemuck::cast_slice(&data),
+            };
+            let a_ty = dot::vec_dot_type(ty);
+            for n_tok in [1, 2, 5, 20] {
+                let x = pseudo_random(n_tok * cols, 7 + n_tok as u32);
+                let mut out = vec![0.0; n_tok * rows];
+                matmul(
+                    &w,
+                    &x,
+                    &mut out,
+                    &mut MatmulScratch::default(),
+                    Precision::Quantized,
+                );
+                for t in 0..n_tok {
+                    let mut a = vec![0u32; a_ty.bytes_for(cols as u64).unwrap() as usize / 4];
+                    quantize(
+                        a_ty,
+                        &x[t * cols..(t + 1) * cols],
+                        bytemuck::cast_slice_mut(&mut a),
+                    )
+                    .unwrap();
+                    for r in 0..rows {
+                        let want = dot::vec_dot(ty, w.row(r), bytemuck::cast_slice(&a));
+                        let got = out[t * rows + r];
+                        assert!(
+                            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                            "{ty} n_tok {n_tok} row {r} token {t}: {got} vs {want}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -1,52 +1,181 @@
-//! The element-wise and attention parts of the forward pass, on f32 rows.
+//! The element-wise and attention parts of the forward pass, on f32 rows. Each function
+//! takes the x86 vector kernels (`quant::x86::f32ops`) when the kernel table chose a SIMD
+//! path, and the plain loops of [`scalar`] otherwise; the two agree to rounding.
+
+use crate::quant::kernels::{kernels, Path};
+
+/// Whether the AVX2/FMA/F16C kernels may run: every SIMD path requires those features.
+#[inline]
+fn simd() -> bool {
+    cfg!(target_arch = "x86_64") && kernels().path != Path::Scalar
+}
+
+macro_rules! dispatch {
+    ($simd:ident($($arg:expr),*), $scalar:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        if simd() {
+            // SAFETY: a SIMD path is only chosen on a CPU with AVX2, FMA and F16C.
+            return unsafe { crate::quant::x86::f32ops::$simd($($arg),*) };
+        }
+        $scalar
+    }};
+}
 
 /// `out = x / rms(x) * weight`, the RMSNorm of Llama (mean of squares in f32, as
 /// transformers computes it).
 pub fn rms_norm(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
-    let mean_sq = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let mean_sq = sum_sq(x) / x.len() as f32;
     let scale = 1.0 / (mean_sq + eps).sqrt();
-    for ((o, &v), &w) in out.iter_mut().zip(x).zip(weight) {
-        *o = w * (v * scale);
-    }
+    scale_mul(out, x, scale, weight);
+}
+
+fn sum_sq(x: &[f32]) -> f32 {
+    dispatch!(sum_sq(x), scalar::sum_sq(x))
+}
+
+/// `out = w * (x * scale)`.
+pub fn scale_mul(out: &mut [f32], x: &[f32], scale: f32, w: &[f32]) {
+    dispatch!(
+        scale_mul(out, x, scale, w),
+        scalar::scale_mul(out, x, scale, w)
+    )
 }
 
 /// SwiGLU: `gate = silu(gate) * up`.
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
-    }
+    dispatch!(silu_mul(gate, up), scalar::silu_mul(gate, up))
 }
 
 pub fn add_assign(x: &mut [f32], y: &[f32]) {
-    for (a, &b) in x.iter_mut().zip(y) {
-        *a += b;
-    }
+    dispatch!(add_assign(x, y), scalar::add_assign(x, y))
 }
 
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent sums keep the loop free of a serial dependency, so it vectorizes.
-    let mut acc = [0.0f32; 8];
-    let (ca, ra) = a.as_chunks::<8>();
-    let (cb, rb) = b.as_chunks::<8>();
-    for (x, y) in ca.iter().zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
+    dispatch!(dot(a, b), scalar::dot(a, b))
+}
+
+/// `Σ a_i * b_i` with `b` as f16 bits (an f16 KV cache row).
+pub fn dot_f16(a: &[f32], b: &[u16]) -> f32 {
+    dispatch!(dot_f16(a, b), scalar::dot_f16(a, b))
+}
+
+/// `y += a * x`
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    dispatch!(axpy(a, x, y), scalar::axpy(a, x, y))
+}
+
+/// `y += a * x` with `x` as f16 bits (an f16 KV cache row).
+pub fn axpy_f16(a: f32, x: &[u16], y: &mut [f32]) {
+    dispatch!(axpy_f16(a, x, y), scalar::axpy_f16(a, x, y))
+}
+
+/// `x *= s`
+pub fn scale(x: &mut [f32], s: f32) {
+    dispatch!(scale(x, s), scalar::scale(x, s))
+}
+
+/// f16 values (as bits) to f32.
+pub fn f16_to_f32(src: &[u16], out: &mut [f32]) {
+    dispatch!(f16_to_f32(src, out), scalar::f16_to_f32(src, out))
+}
+
+/// The largest value (-inf for none).
+pub fn max(x: &[f32]) -> f32 {
+    dispatch!(max(x), scalar::max(x))
+}
+
+/// `x = e^(x - max)`, returning the sum.
+pub fn exp_sub_sum(x: &mut [f32], max: f32) -> f32 {
+    dispatch!(exp_sub_sum(x, max), scalar::exp_sub_sum(x, max))
 }
 
 /// In-place softmax with the maximum subtracted first.
 pub fn softmax(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
+    let m = max(x);
+    let sum = exp_sub_sum(x, m);
+    scale(x, 1.0 / sum);
+}
+
+/// The reference loops.
+pub mod scalar {
+    pub fn sum_sq(x: &[f32]) -> f32 {
+        x.iter().map(|v| v * v).sum()
     }
-    for v in x.iter_mut() {
-        *v /= sum;
+
+    pub fn scale_mul(out: &mut [f32], x: &[f32], scale: f32, w: &[f32]) {
+        for ((o, &v), &w) in out.iter_mut().zip(x).zip(w) {
+            *o = w * (v * scale);
+        }
+    }
+
+    pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+        for (g, &u) in gate.iter_mut().zip(up) {
+            *g = *g / (1.0 + (-*g).exp()) * u;
+        }
+    }
+
+    pub fn add_assign(x: &mut [f32], y: &[f32]) {
+        for (a, &b) in x.iter_mut().zip(y) {
+            *a += b;
+        }
+    }
+
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        // Eight independent sums keep the loop free of a serial dependency.
+        let mut acc = [0.0f32; 8];
+        let (ca, ra) = a.as_chunks::<8>();
+        let (cb, rb) = b.as_chunks::<8>();
+        for (x, y) in ca.iter().zip(cb) {
+            for i in 0..8 {
+                acc[i] += x[i] * y[i];
+            }
+        }
+        let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+        acc.iter().sum::<f32>() + tail
+    }
+
+    pub fn dot_f16(a: &[f32], b: &[u16]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(&x, &h)| x * half::f16::from_bits(h).to_f32())
+            .sum()
+    }
+
+    pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += a * x;
+        }
+    }
+
+    pub fn axpy_f16(a: f32, x: &[u16], y: &mut [f32]) {
+        for (y, &h) in y.iter_mut().zip(x) {
+            *y += a * half::f16::from_bits(h).to_f32();
+        }
+    }
+
+    pub fn scale(x: &mut [f32], s: f32) {
+        for v in x {
+            *v *= s;
+        }
+    }
+
+    pub fn f16_to_f32(src: &[u16], out: &mut [f32]) {
+        for (o, &h) in out.iter_mut().zip(src) {
+            *o = half::f16::from_bits(h).to_f32();
+        }
+    }
+
+    pub fn max(x: &[f32]) -> f32 {
+        x.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+    }
+
+    pub fn exp_sub_sum(x: &mut [f32], max: f32) -> f32 {
+        let mut sum = 0.0;
+        for v in x.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        sum
     }
 }
 
@@ -74,10 +203,7 @@ pub fn attend(
     softmax(scores);
     out.fill(0.0);
     for (t, &w) in scores.iter().enumerate() {
-        let v = &values[t * kv_dim + kv_offset..][..head_dim];
-        for (o, &x) in out.iter_mut().zip(v) {
-            *o += w * x;
-        }
+        axpy(w, &values[t * kv_dim + kv_offset..][..head_dim], out);
     }
 }
 
@@ -113,6 +239,72 @@ mod tests {
             &mut scores,
         );
         assert_eq!(out, [7.0, 8.0]);
+    }
+
+    /// Each dispatched op against its scalar loop on lengths around the vector width.
+    #[test]
+    fn vector_ops_match_the_scalar_loops() {
+        for n in [1, 7, 8, 9, 16, 31, 64, 100, 576] {
+            let a: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.37)
+                .collect();
+            let b: Vec<f32> = (0..n)
+                .map(|i| ((i * 53 % 29) as f32 - 14.0) * 0.21)
+                .collect();
+            let close = |x: f32, y: f32, scale: f32| (x - y).abs() <= 1e-5 * scale.max(1.0);
+            let abs: f32 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum();
+            assert!(close(dot(&a, &b), scalar::dot(&a, &b), abs), "dot n = {n}");
+            let h: Vec<u16> = b
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_bits())
+                .collect();
+            assert!(
+                close(dot_f16(&a, &h), scalar::dot_f16(&a, &h), abs),
+                "dot_f16 n = {n}"
+            );
+            let (mut f, mut g) = (vec![0.0; n], vec![0.0; n]);
+            f16_to_f32(&h, &mut f);
+            scalar::f16_to_f32(&h, &mut g);
+            assert_eq!(f, g);
+            let sq: f32 = a.iter().map(|v| v * v).sum();
+            assert!(close(sum_sq(&a), scalar::sum_sq(&a), sq), "sum_sq n = {n}");
+            scale_mul(&mut f, &a, 0.3, &b);
+            scalar::scale_mul(&mut g, &a, 0.3, &b);
+            assert_eq!(f, g, "scale_mul n = {n}");
+            let (mut f, mut g) = (a.clone(), a.clone());
+            silu_mul(&mut f, &b);
+            scalar::silu_mul(&mut g, &b);
+            for (x, y) in f.iter().zip(&g) {
+                assert!(
+                    (x - y).abs() <= 4e-7 * y.abs().max(1e-3),
+                    "silu n = {n}: {x} vs {y}"
+                );
+            }
+            let (mut f, mut g) = (a.clone(), a.clone());
+            let m = max(&a);
+            assert_eq!(m, scalar::max(&a));
+            let (s1, s2) = (exp_sub_sum(&mut f, m), scalar::exp_sub_sum(&mut g, m));
+            assert!((s1 - s2).abs() <= 1e-6 * s2);
+            for (x, y) in f.iter().zip(&g) {
+                assert!((x - y).abs() <= 3e-7 * y.abs(), "exp n = {n}: {x} vs {y}");
+            }
+            let (mut f, mut g) = (b.clone(), b.clone());
+            axpy_f16(0.7, &h, &mut f);
+            scalar::axpy_f16(0.7, &h, &mut g);
+            for (x, y) in f.iter().zip(&g) {
+                assert!((x - y).abs() <= 4e-7 * x.abs().max(1.0), "axpy_f16 n = {n}");
+            }
+            let (mut f, mut g) = (b.clone(), b.clone());
+            axpy(0.7, &a, &mut f);
+            scalar::axpy(0.7, &a, &mut g);
+            for ((x, y), v) in f.iter().zip(&g).zip(&a) {
+                // One rounding (fused) against two.
+                assert!(
+                    (x - y).abs() <= 2e-7 * (0.7 * v).abs().max(y.abs()),
+                    "axpy n = {n}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,509 @@
+//! `ropewalk bench`: prompt processing and generation speed in llama-bench's shape, so
+//! the two tools' numbers can be set side by side.
+//!
+//! `ppP` processes P random tokens as one prompt from an empty context, in batches of
+//! `-b`; `tgN` generates N tokens one at a time, feeding random tokens rather than sampled
+//! ones. Each test runs once to warm up, then `-r` times; tokens per second are reported
+//! as the mean and standard deviation over the repetitions, as llama-bench does. Every
+//! list flag takes several values (`-p 128,512 -t 1,2`), and every combination runs.
+//! Each thread count gets its own rayon pool, so one process can measure several.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use serde_json::{json, Value as Json};
+
+use super::random_blocks::Rng;
+use super::CliResult;
+use ropewalk::gguf::{keys, GgufFile};
+use ropewalk::model::{Llama, Logits, Session};
+use ropewalk::quant::{kernels, GgmlType};
+use ropewalk::tokenizer::Tokenizer;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// The GGUF model file.
+    #[arg(short = 'm', long = "model")]
+    pub model: PathBuf,
+    /// Prompt lengths to process (0: no prompt test).
+    #[arg(
+        short = 'p',
+        long = "n-prompt",
+        value_delimiter = ',',
+        default_value = "512"
+    )]
+    pub n_prompt: Vec<usize>,
+    /// Numbers of tokens to generate (0: no generation test).
+    #[arg(
+        short = 'n',
+        long = "n-gen",
+        value_delimiter = ',',
+        default_value = "128"
+    )]
+    pub n_gen: Vec<usize>,
+    /// Tokens already in the context when a test starts (processed, not timed).
+    #[arg(
+        short = 'd',
+        long = "n-depth",
+        value_delimiter = ',',
+        default_value = "0"
+    )]
+    pub n_depth: Vec<usize>,
+    /// Thread counts (default: all cores).
+    #[arg(short = 't', long = "threads", value_delimiter = ',')]
+    pub threads: Vec<usize>,
+    /// Prompt tokens per pass over the weights.
+    #[arg(
+        short = 'b',
+        long = "batch-size",
+        value_delimiter = ',',
+        default_value = "512"
+    )]
+    pub batch_size: Vec<usize>,
+    /// Timed repetitions of each test.
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
+    pub repetitions: usize,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "md")]
+    pub output: Format,
+    /// Same as `-o json`.
+    #[arg(long, conflicts_with = "output")]
+    pub json: bool,
+    /// Skip the untimed warm-up run of each test.
+    #[arg(long)]
+    pub no_warmup: bool,
+    /// Seed of the random tokens.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print each run to stderr as it starts.
+    #[arg(long)]
+    pub progress: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Md,
+    Json,
+}
+
+/// One test: a prompt of `n_prompt` or a generation of `n_gen` tokens, after `n_depth`.
+#[derive(Clone, Copy, Debug)]
+struct Test {
+    n_prompt: usize,
+    n_gen: usize,
+    n_depth: usize,
+    n_batch: usize,
+    n_threads: usize,
+}
+
+impl Test {
+    fn name(&self) -> String {
+        let base = if self.n_prompt > 0 {
+            format!("pp{}", self.n_prompt)
+        } else {
+            format!("tg{}", self.n_gen)
+        };
+        if self.n_depth > 0 {
+            format!("{base} @ d{}", self.n_depth)
+        } else {
+            base
+        }
+    }
+
+    fn n_tokens(&self) -> usize {
+        self.n_prompt + self.n_gen
+    }
+}
+
+/// What the table's first columns say about the model, computed as llama-bench does:
+/// size and parameters count every tensor in the file.
+struct ModelInfo {
+    filename: String,
+    desc: String,
+    size: u64,
+    n_params: u64,
+}
+
+impl ModelInfo {
+    fn of(args: &BenchArgs, file: &GgufFile) -> ModelInfo {
+        let size = file.tensors().iter().map(|t| t.n_bytes()).sum();
+        let n_params: u64 = file.tensors().iter().map(|t| t.n_elements()).sum();
+        let arch = file
+            .metadata()
+            .get_str_opt(keys::GENERAL_ARCHITECTURE)
+            .ok()
+            .flatten()
+            .unwrap_or("?");
+        let params = if n_params < 1_000_000_000 {
+            format!("{:.0}M", n_params as f64 / 1e6)
+        } else {
+            format!("{:.0}B", n_params as f64 / 1e9)
+        };
+        ModelInfo {
+            filename: args.model.display().to_string(),
+            desc: format!("{arch} {params} {}", file_type_name(file)),
+            size,
+            n_params,
+        }
+    }
+}
+
+/// llama.cpp's name for `general.file_type`, or the type holding the most weight bytes,
+/// marked as guessed, when the key is absent.
+fn file_type_name(file: &GgufFile) -> String {
+    let id = file
+        .metadata()
+        .get_u32_opt(keys::GENERAL_FILE_TYPE)
+        .ok()
+        .flatten();
+    let named = match id {
+        Some(0) => "all F32",
+        Some(1) => "F16",
+        Some(2) => "Q4_0",
+        Some(3) => "Q4_1",
+        Some(7) => "Q8_0",
+        Some(8) => "Q5_0",
+        Some(9) => "Q5_1",
+        Some(10) => "Q2_K - Medium",
+        Some(11) => "Q3_K - Small",
+        Some(12) => "Q3_K - Medium",
+        Some(13) => "Q3_K - Large",
+        Some(14) => "Q4_K - Small",
+        Some(15) => "Q4_K - Medium",
+        Some(16) => "Q5_K - Small",
+        Some(17) => "Q5_K - Medium",
+        Some(18) => "Q6_K",
+        Some(32) => "BF16",
+        Some(other) => return format!("file type {other}"),
+        None => "",
+    };
+    if !named.is_empty() {
+        return named.to_string();
+    }
+    let mut by_type: Vec<(GgmlType, u64)> = Vec::new();
+    for t in file.tensors().iter().filter(|t| t.dims.len() > 1) {
+        match by_type.iter_mut().find(|(ty, _)| *ty == t.ty) {
+            Some((_, n)) => *n += t.n_bytes(),
+            None => by_type.push((t.ty, t.n_bytes())),
+        }
+    }
+    match by_type.iter().max_by_key(|(_, n)| *n) {
+        Some((ty, _)) => format!("{ty} (guessed)"),
+        None => "? (guessed)".into(),
+    }
+}
+
+/// The timings of one test.
+struct Result {
+    test: Test,
+    samples_ns: Vec<u64>,
+}
+
+impl Result {
+    fn samples_ts(&self) -> Vec<f64> {
+        let n = self.test.n_tokens() as f64;
+        self.samples_ns
+            .iter()
+            .map(|&ns| n * 1e9 / ns as f64)
+            .collect()
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Sample standard deviation (n - 1), 0 for fewer than two samples, as llama-bench has it.
+fn stdev(v: &[f64]) -> f64 {
+    if v.len() < 2 {
+        return 0.0;
+    }
+    let m = mean(v);
+    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+}
+
+fn tests(args: &BenchArgs, threads: &[usize]) -> Vec<Test> {
+    let mut out = Vec::new();
+    for &n_threads in threads {
+        for &n_batch in &args.batch_size {
+            for &n_depth in &args.n_depth {
+                let t = |n_prompt, n_gen| Test {
+                    n_prompt,
+                    n_gen,
+                    n_depth,
+                    n_batch,
+                    n_threads,
+                };
+                out.extend(args.n_prompt.iter().filter(|&&p| p > 0).map(|&p| t(p, 0)));
+                out.extend(args.n_gen.iter().filter(|&&n| n > 0).map(|&n| t(0, n)));
+            }
+        }
+    }
+    out
+}
+
+fn check(args: &BenchArgs) -> std::result::Result<Vec<usize>, String> {
+    if args.repetitions == 0 {
+        return Err("--repetitions must be at least 1".into());
+    }
+    if args.batch_size.contains(&0) {
+        return Err("--batch-size must be at least 1".into());
+    }
+    if args.threads.contains(&0) {
+        return Err("--threads must be at least 1".into());
+    }
+    if args.n_prompt.iter().chain(&args.n_gen).all(|&n| n == 0) {
+        return Err("nothing to measure: give -p or -n a value above 0".into());
+    }
+    Ok(if args.threads.is_empty() {
+        vec![std::thread::available_parallelism().map_or(1, |n| n.get())]
+    } else {
+        args.threads.clone()
+    })
+}
+
+/// Feeds tokens to a session the way llama-bench does: random ids, the first of a fresh
+/// context the BOS token when the model adds one.
+struct Feeder {
+    rng: Rng,
+    n_vocab: u64,
+    bos: Option<u32>,
+}
+
+impl Feeder {
+    fn token(&mut self, first: bool) -> u32 {
+        match self.bos {
+            Some(b) if first => b,
+            _ => self.rng.below(self.n_vocab) as u32,
+        }
+    }
+
+    /// Processes `n` prompt tokens in batches of the session's batch size.
+    fn prompt(&mut self, s: &mut Session, n: usize, n_batch: usize) -> CliResult {
+        let mut done = 0;
+        let mut batch = Vec::with_capacity(n_batch);
+        while done < n {
+            let k = n_batch.min(n - done);
+            batch.clear();
+            for i in 0..k {
+                let first = done == 0 && i == 0 && s.n_past() == 0;
+                batch.push(self.token(first));
+            }
+            s.forward(&batch, Logits::Last)?;
+            done += k;
+        }
+        Ok(())
+    }
+
+    fn generate(&mut self, s: &mut Session, n: usize) -> CliResult {
+        for _ in 0..n {
+            let t = self.token(s.n_past() == 0);
+            s.forward(&[t], Logits::Last)?;
+        }
+        Ok(())
+    }
+}
+
+fn run_test(
+    args: &BenchArgs,
+    model: &Llama,
+    feeder: &mut Feeder,
+    test: Test,
+) -> std::result::Result<Result, Box<dyn std::error::Error>> {
+    let n_ctx = (test.n_depth + test.n_tokens()).max(1);
+    let mut s = Session::new(model, n_ctx, test.n_batch);
+    let name = test.name();
+    let timed = |s: &mut Session, f: &mut Feeder| -> CliResult {
+        if test.n_prompt > 0 {
+            f.prompt(s, test.n_prompt, test.n_batch)
+        } else {
+            f.generate(s, test.n_gen)
+        }
+    };
+    if !args.no_warmup {
+        if args.progress {
+            eprintln!("bench: {name}, {} threads: warm-up", test.n_threads);
+        }
+        // llama-bench warms generation up with a single token.
+        if test.n_prompt > 0 {
+            feeder.prompt(&mut s, test.n_prompt, test.n_batch)?;
+        } else {
+            feeder.generate(&mut s, 1)?;
+        }
+    }
+    let mut samples_ns = Vec::with_capacity(args.repetitions);
+    for rep in 0..args.repetitions {
+        s.reset();
+        if test.n_depth > 0 {
+            feeder.prompt(&mut s, test.n_depth, test.n_batch)?;
+        }
+        if args.progress {
+            eprintln!(
+                "bench: {name}, {} threads: run {}/{}",
+                test.n_threads,
+                rep + 1,
+                args.repetitions
+            );
+        }
+        let start = Instant::now();
+        timed(&mut s, feeder)?;
+        samples_ns.push(start.elapsed().as_nanos().max(1) as u64);
+    }
+    Ok(Result { test, samples_ns })
+}
+
+const MD_HEADER: &str = "| model                          |       size |     params | backend    | threads |            test |                  t/s |\n\
+                         | ------------------------------ | ---------: | ---------: | ---------- | ------: | --------------: | -------------------: |";
+
+fn md_row(m: &ModelInfo, r: &Result) -> String {
+    let size = if m.size < 1 << 30 {
+        format!("{:.2} MiB", m.size as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.2} GiB", m.size as f64 / (1u64 << 30) as f64)
+    };
+    let params = if m.n_params < 1_000_000_000 {
+        format!("{:.2} M", m.n_params as f64 / 1e6)
+    } else {
+        format!("{:.2} B", m.n_params as f64 / 1e9)
+    };
+    let ts = r.samples_ts();
+    let speed = format!("{:.2} ± {:.2}", mean(&ts), stdev(&ts));
+    format!(
+        "| {:<30} | {size:>10} | {params:>10} | {:<10} | {:>7} | {:>15} | {speed:>20} |",
+        m.desc,
+        "CPU",
+        r.test.n_threads,
+        r.test.name()
+    )
+}
+
+/// One test as llama-bench's JSON has it (same field names), plus what ropewalk adds.
+fn json_row(m: &ModelInfo, r: &Result, cpu: &str, reps: usize) -> Json {
+    let ts = r.samples_ts();
+    let ns: Vec<f64> = r.samples_ns.iter().map(|&n| n as f64).collect();
+    json!({
+        "build": concat!("ropewalk ", env!("CARGO_PKG_VERSION")),
+        "cpu_info": cpu,
+        "kernels": kernels::init().map_or("?", |k| k.path.name()),
+        "backends": "CPU",
+        "model_filename": m.filename,
+        "model_type": m.desc,
+        "model_size": m.size,
+        "model_n_params": m.n_params,
+        "n_batch": r.test.n_batch,
+        "n_threads": r.test.n_threads,
+        "n_prompt": r.test.n_prompt,
+        "n_gen": r.test.n_gen,
+        "n_depth": r.test.n_depth,
+        "test": r.test.name(),
+        "repetitions": reps,
+        "avg_ns": mean(&ns).round() as u64,
+        "stddev_ns": stdev(&ns).round() as u64,
+        "avg_ts": mean(&ts),
+        "stddev_ts": stdev(&ts),
+        "samples_ns": r.samples_ns,
+        "samples_ts": ts,
+    })
+}
+
+fn cpu_info() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+pub fn run(args: &BenchArgs) -> CliResult {
+    let threads = check(args)?;
+    let file = GgufFile::open(&args.model)?;
+    let model = Llama::load(&file)?;
+    let info = ModelInfo::of(args, &file);
+    let tokenizer = Tokenizer::from_metadata(file.metadata()).ok();
+    let bos = tokenizer
+        .as_ref()
+        .filter(|t| t.add_bos_token())
+        .and_then(|t| t.bos_id());
+    let mut feeder = Feeder {
+        rng: Rng::new(args.seed),
+        n_vocab: model.config.n_vocab as u64,
+        bos,
+    };
+    let json = args.json || args.output == Format::Json;
+    let mut out = io::stdout().lock();
+    if !json {
+        super::finish_output(writeln!(out, "{MD_HEADER}"))?;
+    }
+    let mut results = Vec::new();
+    let mut pools: Vec<(usize, rayon::ThreadPool)> = Vec::new();
+    for test in tests(args, &threads) {
+        if !pools.iter().any(|(n, _)| *n == test.n_threads) {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(test.n_threads)
+                .build()
+                .map_err(|e| format!("cannot start {} threads: {e}", test.n_threads))?;
+            pools.push((test.n_threads, pool));
+        }
+        let pool = &pools.iter().find(|(n, _)| *n == test.n_threads).unwrap().1;
+        // The pool's threads may run the test, so its error crosses threads as text.
+        let r =
+            pool.install(|| run_test(args, &model, &mut feeder, test).map_err(|e| e.to_string()))?;
+        if !json {
+            super::finish_output(
+                writeln!(out, "{}", md_row(&info, &r)).and_then(|()| out.flush()),
+            )?;
+        }
+        results.push(r);
+    }
+    if json {
+        let cpu = cpu_info();
+        let rows: Vec<Json> = results
+            .iter()
+            .map(|r| json_row(&info, r, &cpu, args.repetitions))
+            .collect();
+        let text = serde_json::to_string_pretty(&rows)?;
+        super::finish_output(writeln!(out, "{text}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_llama_benchs_sample_deviation() {
+        assert_eq!(stdev(&[5.0]), 0.0);
+        let s = stdev(&[1.0, 2.0, 3.0, 4.0]);
+        assert!((s - 1.290_994_4).abs() < 1e-6, "{s}");
+        assert_eq!(mean(&[1.0, 2.0, 3.0, 4.0]), 2.5);
+    }
+
+    #[test]
+    fn test_names_follow_llama_bench() {
+        let t = Test {
+            n_prompt: 512,
+            n_gen: 0,
+            n_depth: 0,
+            n_batch: 512,
+            n_threads: 2,
+        };
+        assert_eq!(t.name(), "pp512");
+        let g = Test {
+            n_prompt: 0,
+            n_gen: 128,
+            n_depth: 256,
+            ..t
+        };
+        assert_eq!(g.name(), "tg128 @ d256");
+    }
+}
