@@ -4,8 +4,6 @@
 
 use std::str::FromStr;
 
-use half::f16;
-
 use crate::quant::{self, GgmlType};
 
 /// How the cache stores keys and values.
@@ -62,26 +60,63 @@ impl std::fmt::Display for CacheType {
     }
 }
 
+/// One layer's keys or values, typed so rows can be handed to kernels as slices.
+enum Store {
+    F32(Vec<f32>),
+    /// f16 bit patterns
+    F16(Vec<u16>),
+    /// Q8_0 blocks
+    Q8_0(Vec<u8>),
+}
+
+impl Store {
+    fn new(ty: CacheType, n_values: usize) -> Store {
+        match ty {
+            CacheType::F32 => Store::F32(vec![0.0; n_values]),
+            CacheType::F16 => Store::F16(vec![0; n_values]),
+            CacheType::Q8_0 => Store::Q8_0(vec![0; ty.row_bytes(n_values)]),
+        }
+    }
+
+    /// Encodes `src` (whole rows) at value offset `at`.
+    fn write(&mut self, at: usize, src: &[f32]) {
+        let (ty, bytes): (GgmlType, &mut [u8]) = match self {
+            Store::F32(v) => (
+                GgmlType::F32,
+                bytemuck::cast_slice_mut(&mut v[at..at + src.len()]),
+            ),
+            Store::F16(v) => (
+                GgmlType::F16,
+                bytemuck::cast_slice_mut(&mut v[at..at + src.len()]),
+            ),
+            Store::Q8_0(v) => {
+                let block = GgmlType::Q8_0.block_bytes();
+                let (from, to) = (at / 32 * block, (at + src.len()) / 32 * block);
+                (GgmlType::Q8_0, &mut v[from..to])
+            }
+        };
+        quant::quantize(ty, src, bytes).expect("rows of whole blocks");
+    }
+}
+
 /// `[n_layers][n_ctx][kv_dim]` keys and values in `ty`.
 pub struct KvCache {
     ty: CacheType,
     kv_dim: usize,
     n_ctx: usize,
-    row_bytes: usize,
-    k: Vec<Vec<u8>>,
-    v: Vec<Vec<u8>>,
+    k: Vec<Store>,
+    v: Vec<Store>,
 }
 
 impl KvCache {
     pub fn new(ty: CacheType, n_layers: usize, n_ctx: usize, kv_dim: usize) -> KvCache {
-        let row_bytes = ty.row_bytes(kv_dim);
+        let layer = || Store::new(ty, n_ctx * kv_dim);
         KvCache {
             ty,
             kv_dim,
             n_ctx,
-            row_bytes,
-            k: (0..n_layers).map(|_| vec![0; n_ctx * row_bytes]).collect(),
-            v: (0..n_layers).map(|_| vec![0; n_ctx * row_bytes]).collect(),
+            k: (0..n_layers).map(|_| layer()).collect(),
+            v: (0..n_layers).map(|_| layer()).collect(),
         }
     }
 
@@ -104,73 +139,89 @@ impl KvCache {
 
     /// Stores the keys and values of positions `pos..pos + n` (`n` rows of `kv_dim`).
     pub fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
-        let start = pos * self.row_bytes;
-        let n = k.len() / self.kv_dim;
-        let (ty, row_bytes) = (self.ty.ggml(), self.row_bytes);
-        for (dst, src) in [(&mut self.k[layer], k), (&mut self.v[layer], v)] {
-            let dst = &mut dst[start..start + n * row_bytes];
-            quant::quantize(ty, src, dst).expect("rows of kv_dim values");
-        }
+        self.k[layer].write(pos * self.kv_dim, k);
+        self.v[layer].write(pos * self.kv_dim, v);
     }
 
-    /// Keys and values of `layer` as stored, for positions `0..len`.
+    /// Keys and values of `layer`, positions `0..len`.
     pub fn layer(&self, layer: usize, len: usize) -> KvView<'_> {
+        let n = len * self.kv_dim;
+        let rows = match (&self.k[layer], &self.v[layer]) {
+            (Store::F32(k), Store::F32(v)) => Rows::F32 {
+                k: &k[..n],
+                v: &v[..n],
+            },
+            (Store::F16(k), Store::F16(v)) => Rows::F16 {
+                k: &k[..n],
+                v: &v[..n],
+            },
+            (Store::Q8_0(k), Store::Q8_0(v)) => {
+                let b = n / 32 * GgmlType::Q8_0.block_bytes();
+                Rows::Q8_0 {
+                    k: &k[..b],
+                    v: &v[..b],
+                }
+            }
+            _ => unreachable!("keys and values share a type"),
+        };
         KvView {
-            ty: self.ty,
-            row_bytes: self.row_bytes,
-            k: &self.k[layer][..len * self.row_bytes],
-            v: &self.v[layer][..len * self.row_bytes],
+            kv_dim: self.kv_dim,
+            rows,
         }
     }
 }
 
-/// One layer's cached rows, read one head slice at a time.
+/// One layer's cached rows, as stored.
+#[derive(Clone, Copy)]
+pub enum Rows<'a> {
+    F32 { k: &'a [f32], v: &'a [f32] },
+    F16 { k: &'a [u16], v: &'a [u16] },
+    Q8_0 { k: &'a [u8], v: &'a [u8] },
+}
+
 #[derive(Clone, Copy)]
 pub struct KvView<'a> {
-    ty: CacheType,
-    row_bytes: usize,
-    k: &'a [u8],
-    v: &'a [u8],
+    pub kv_dim: usize,
+    pub rows: Rows<'a>,
 }
 
 impl KvView<'_> {
     pub fn len(&self) -> usize {
-        self.k.len() / self.row_bytes
+        match self.rows {
+            Rows::F32 { k, .. } => k.len() / self.kv_dim,
+            Rows::F16 { k, .. } => k.len() / self.kv_dim,
+            Rows::Q8_0 { k, .. } => k.len() / CacheType::Q8_0.row_bytes(self.kv_dim),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.k.is_empty()
+        self.len() == 0
     }
 
     /// Values `offset..offset + out.len()` of the key at position `pos`, as f32.
     pub fn key(&self, pos: usize, offset: usize, out: &mut [f32]) {
-        self.read(self.k, pos, offset, out)
+        self.read(true, pos, offset, out)
     }
 
     pub fn value(&self, pos: usize, offset: usize, out: &mut [f32]) {
-        self.read(self.v, pos, offset, out)
+        self.read(false, pos, offset, out)
     }
 
-    fn read(&self, rows: &[u8], pos: usize, offset: usize, out: &mut [f32]) {
-        let row = &rows[pos * self.row_bytes..(pos + 1) * self.row_bytes];
-        match self.ty {
-            CacheType::F32 => {
-                let src = &row[offset * 4..(offset + out.len()) * 4];
-                for (o, b) in out.iter_mut().zip(src.chunks_exact(4)) {
-                    *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                }
+    fn read(&self, key: bool, pos: usize, offset: usize, out: &mut [f32]) {
+        let at = pos * self.kv_dim + offset;
+        match self.rows {
+            Rows::F32 { k, v } => {
+                out.copy_from_slice(&(if key { k } else { v })[at..at + out.len()])
             }
-            CacheType::F16 => {
-                let src = &row[offset * 2..(offset + out.len()) * 2];
-                for (o, b) in out.iter_mut().zip(src.chunks_exact(2)) {
-                    *o = f16::from_le_bytes([b[0], b[1]]).to_f32();
-                }
-            }
-            CacheType::Q8_0 => {
+            Rows::F16 { k, v } => crate::backend::cpu::ops::f16_to_f32(
+                &(if key { k } else { v })[at..at + out.len()],
+                out,
+            ),
+            Rows::Q8_0 { k, v } => {
                 // A head slice starts on a block boundary (checked when the cache is made).
                 let block = GgmlType::Q8_0.block_bytes();
-                let first = offset / 32 * block;
-                let src = &row[first..first + out.len() / 32 * block];
+                let src =
+                    &(if key { k } else { v })[at / 32 * block..(at + out.len()) / 32 * block];
                 quant::dequantize(GgmlType::Q8_0, src, out).expect("whole blocks");
             }
         }

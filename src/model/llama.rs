@@ -16,7 +16,7 @@
 use rayon::prelude::*;
 
 use crate::backend::cpu::attention::{self, AttnScratch};
-use crate::backend::cpu::matmul::{matmul, MatmulScratch, Precision};
+use crate::backend::cpu::matmul::{matmul, matmul_many, MatmulScratch, Precision};
 use crate::backend::cpu::ops;
 use crate::gguf::GgufFile;
 
@@ -285,9 +285,14 @@ impl<'m, 'a> Session<'m, 'a> {
             for (o, i) in xn.chunks_mut(dim).zip(x.chunks(dim)) {
                 ops::rms_norm(o, i, &layer.attn_norm, c.rms_eps);
             }
-            matmul(&layer.wq, xn, q, &mut s.matmul, p);
-            matmul(&layer.wk, xn, k, &mut s.matmul, p);
-            matmul(&layer.wv, xn, v, &mut s.matmul, p);
+            // One pass over the shared input: quantized once, rows of all three in parallel.
+            matmul_many(
+                &[&layer.wq, &layer.wk, &layer.wv],
+                xn,
+                &mut [&mut *q, &mut *k, &mut *v],
+                &mut s.matmul,
+                p,
+            );
             for t in 0..n {
                 self.rope.apply(&mut q[t * q_dim..(t + 1) * q_dim], t);
                 self.rope.apply(&mut k[t * kv_dim..(t + 1) * kv_dim], t);
@@ -327,8 +332,13 @@ impl<'m, 'a> Session<'m, 'a> {
             for (o, i) in xn.chunks_mut(dim).zip(x.chunks(dim)) {
                 ops::rms_norm(o, i, &layer.ffn_norm, c.rms_eps);
             }
-            matmul(&layer.w_gate, xn, gate, &mut s.matmul, p);
-            matmul(&layer.w_up, xn, up, &mut s.matmul, p);
+            matmul_many(
+                &[&layer.w_gate, &layer.w_up],
+                xn,
+                &mut [&mut *gate, &mut *up],
+                &mut s.matmul,
+                p,
+            );
             ops::silu_mul(gate, up);
             matmul(&layer.w_down, gate, delta, &mut s.matmul, p);
             ops::add_assign(x, delta);

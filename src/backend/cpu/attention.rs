@@ -3,9 +3,9 @@
 //! no score row of the whole context is ever held. Prompt processing at 32k positions
 //! needs memory for one block, not an n-by-n matrix.
 
-use crate::model::kv_cache::KvView;
+use crate::model::kv_cache::{KvView, Rows};
 
-use super::ops::dot;
+use super::ops;
 
 /// Positions scored together: enough to amortize the rescaling, small enough to stay
 /// in L1 with their keys.
@@ -13,7 +13,7 @@ const BLOCK: usize = 32;
 
 /// Per-thread buffers, allocated once.
 pub struct AttnScratch {
-    /// `[BLOCK][head_dim]` keys of one block
+    /// `[head_dim]` one decoded key row
     keys: Vec<f32>,
     /// `[head_dim]` one value row
     value: Vec<f32>,
@@ -23,7 +23,7 @@ pub struct AttnScratch {
 impl AttnScratch {
     pub fn new(head_dim: usize) -> AttnScratch {
         AttnScratch {
-            keys: vec![0.0; BLOCK * head_dim],
+            keys: vec![0.0; head_dim],
             value: vec![0.0; head_dim],
             scores: [0.0; BLOCK],
         }
@@ -41,39 +41,44 @@ pub fn attend(
     s: &mut AttnScratch,
 ) {
     let hd = q.len();
+    let row = |pos: usize| pos * kv.kv_dim + kv_offset..pos * kv.kv_dim + kv_offset + hd;
+    // f32 and f16 rows go to the kernels in place; Q8_0 rows are decoded a block at a time.
+    let score = |pos: usize, key: &mut [f32]| match kv.rows {
+        Rows::F32 { k, .. } => ops::dot(q, &k[row(pos)]),
+        Rows::F16 { k, .. } => ops::dot_f16(q, &k[row(pos)]),
+        Rows::Q8_0 { .. } => {
+            kv.key(pos, kv_offset, key);
+            ops::dot(q, key)
+        }
+    };
+    let add_value = |pos: usize, w: f32, out: &mut [f32], value: &mut [f32]| match kv.rows {
+        Rows::F32 { v, .. } => ops::axpy(w, &v[row(pos)], out),
+        Rows::F16 { v, .. } => ops::axpy_f16(w, &v[row(pos)], out),
+        Rows::Q8_0 { .. } => {
+            kv.value(pos, kv_offset, value);
+            ops::axpy(w, value, out)
+        }
+    };
     let scale = 1.0 / (hd as f32).sqrt();
     let (mut max, mut sum) = (f32::NEG_INFINITY, 0.0f32);
     out.fill(0.0);
     for start in (0..n_seen).step_by(BLOCK) {
         let n = BLOCK.min(n_seen - start);
-        let mut block_max = f32::NEG_INFINITY;
-        for j in 0..n {
-            let k = &mut s.keys[j * hd..(j + 1) * hd];
-            kv.key(start + j, kv_offset, k);
-            s.scores[j] = dot(q, k) * scale;
-            block_max = block_max.max(s.scores[j]);
+        let scores = &mut s.scores[..n];
+        for (j, sc) in scores.iter_mut().enumerate() {
+            *sc = score(start + j, &mut s.keys[..hd]) * scale;
         }
-        let new_max = max.max(block_max);
+        let new_max = max.max(ops::max(scores));
         // What was summed against the old maximum is worth exp(old - new) of it now.
         let rescale = (max - new_max).exp();
-        sum *= rescale;
-        for o in out.iter_mut() {
-            *o *= rescale;
-        }
-        for j in 0..n {
-            let w = (s.scores[j] - new_max).exp();
-            sum += w;
-            kv.value(start + j, kv_offset, &mut s.value);
-            for (o, &v) in out.iter_mut().zip(&s.value) {
-                *o += w * v;
-            }
+        sum = sum * rescale + ops::exp_sub_sum(scores, new_max);
+        ops::scale(out, rescale);
+        for (j, &w) in scores.iter().enumerate() {
+            add_value(start + j, w, out, &mut s.value);
         }
         max = new_max;
     }
-    let inv = 1.0 / sum;
-    for o in out.iter_mut() {
-        *o *= inv;
-    }
+    ops::scale(out, 1.0 / sum);
 }
 
 #[cfg(test)]
@@ -98,7 +103,7 @@ mod tests {
             cache.store(0, 0, &keys, &values);
 
             let mut scores: Vec<f32> = (0..n)
-                .map(|t| dot(&q, &keys[t * kv_dim + offset..][..hd]) / (hd as f32).sqrt())
+                .map(|t| ops::dot(&q, &keys[t * kv_dim + offset..][..hd]) / (hd as f32).sqrt())
                 .collect();
             softmax(&mut scores);
             let mut want = vec![0.0f32; hd];

@@ -179,34 +179,6 @@ pub mod scalar {
     }
 }
 
-/// Causal attention of one query head over `n_past` cached positions.
-///
-/// `q`: `[head_dim]`; `keys`, `values`: `[n_past][kv_dim]` with this head's kv group at
-/// `kv_offset`; `scores`: scratch of at least `n_past`; `out`: `[head_dim]`.
-pub fn attend(
-    out: &mut [f32],
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    kv_dim: usize,
-    kv_offset: usize,
-    scores: &mut [f32],
-) {
-    let head_dim = q.len();
-    let n_past = keys.len() / kv_dim;
-    let scale = 1.0 / (head_dim as f32).sqrt();
-    let scores = &mut scores[..n_past];
-    for (t, s) in scores.iter_mut().enumerate() {
-        let k = &keys[t * kv_dim + kv_offset..][..head_dim];
-        *s = dot(q, k) * scale;
-    }
-    softmax(scores);
-    out.fill(0.0);
-    for (t, &w) in scores.iter().enumerate() {
-        axpy(w, &values[t * kv_dim + kv_offset..][..head_dim], out);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,23 +197,6 @@ mod tests {
         assert_eq!(x, [0.5, 0.5, 0.0]);
     }
 
-    #[test]
-    fn attention_to_one_position_returns_its_value() {
-        let mut out = [0.0; 2];
-        let mut scores = [0.0; 1];
-        attend(
-            &mut out,
-            &[1.0, 0.0],
-            &[0.0, 0.0, 5.0, 5.0],
-            &[0.0, 0.0, 7.0, 8.0],
-            4,
-            2,
-            &mut scores,
-        );
-        assert_eq!(out, [7.0, 8.0]);
-    }
-
-    /// Each dispatched op against its scalar loop on lengths around the vector width.
     #[test]
     fn vector_ops_match_the_scalar_loops() {
         for n in [1, 7, 8, 9, 16, 31, 64, 100, 576] {
