@@ -5,48 +5,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::cli::{assert_fails, assert_usage_error, ropewalk, stderr, stdout};
 use ropewalk::gguf::GgufFile;
 use ropewalk::model::{Llama, Logits, Session};
 use ropewalk::quant::GgmlType;
-
-fn ropewalk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ropewalk"))
-        .args(args)
-        .output()
-        .expect("run ropewalk")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Exit status 1 and one line `error: ...` that says `what`, at the end of stderr.
-fn assert_fails(o: &Output, what: &str) {
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(o));
-    let err = stderr(o);
-    let last = err.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("error: ") && last.contains(what),
-        "{err:?} does not end saying {what:?}"
-    );
-    assert_eq!(err.lines().filter(|l| l.starts_with("error")).count(), 1);
-}
-
-/// A usage error from clap: exit status 2, naming the flag or value.
-fn assert_usage_error(o: &Output, what: &str) {
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(o));
-    assert!(
-        stderr(o).starts_with("error: ") && stderr(o).contains(what),
-        "{}",
-        stderr(o)
-    );
-}
 
 /// `12.34 ± 0.56` as (mean, spread).
 fn parse_speed(cell: &str) -> (f64, f64) {

@@ -3,39 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
-fn ropewalk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ropewalk"))
-        .args(args)
-        .output()
-        .expect("run ropewalk")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A failure: exit status 1, and stderr ends with one line `error: ...` that says `what`
-/// (progress lines may come before it).
-fn assert_fails(o: &Output, what: &str) {
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(o));
-    let err = stderr(o);
-    let last = err.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("error: ") && last.contains(what),
-        "{err:?} does not end saying {what:?}"
-    );
-    assert_eq!(
-        err.lines().filter(|l| l.starts_with("error")).count(),
-        1,
-        "{err:?}"
-    );
-}
+use common::cli::{assert_fails, ropewalk, stderr, stdout};
 
 #[test]
 fn run_greedy_continues_the_prompt() {

@@ -2,6 +2,7 @@
 //! `gguf` package (the independent implementation) about a file.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod hf;
 
 use std::path::{Path, PathBuf};

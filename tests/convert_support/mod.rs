@@ -13,31 +13,9 @@ use serde_json::Value as Json;
 
 use super::common;
 
-pub fn ropewalk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ropewalk"))
-        .args(args)
-        .output()
-        .expect("run ropewalk")
-}
-
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-pub fn assert_ok(o: &Output) {
-    assert!(o.status.success(), "ropewalk failed: {}", stderr(o));
-}
-
-/// A failure: exit status 1 and exactly one line on stderr, `error: ...` saying `what`.
-pub fn assert_fails(o: &Output, what: &str) {
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(o));
-    let err = stderr(o);
-    assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
-    assert!(
-        err.starts_with("error: ") && err.contains(what),
-        "{err:?} does not say {what:?}"
-    );
-}
+// Each convert test uses its own subset.
+#[allow(unused_imports)]
+pub use super::common::cli::{assert_fails_alone as assert_fails, assert_ok, ropewalk, stderr};
 
 /// A tiny two-shard model in a fresh temporary folder (`model/` inside it).
 pub struct Tiny {
