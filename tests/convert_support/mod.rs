@@ -13,6 +13,8 @@ use serde_json::Value as Json;
 
 use super::common;
 
+pub mod tokenizer_files;
+
 // Each convert test uses its own subset.
 #[allow(unused_imports)]
 pub use super::common::cli::{assert_fails_alone as assert_fails, assert_ok, ropewalk, stderr};
