@@ -6,9 +6,9 @@ mod common;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use common::hf::{ids, reference};
 use ropewalk::gguf::GgufFile;
 use ropewalk::tokenizer::{TokenType, Tokenizer};
-use serde_json::Value as Json;
 
 fn smollm() -> &'static Tokenizer {
     static TOKENIZER: OnceLock<Tokenizer> = OnceLock::new();
@@ -16,20 +16,6 @@ fn smollm() -> &'static Tokenizer {
         let file = GgufFile::open(common::test_model()).expect("open the test model");
         Tokenizer::from_metadata(file.metadata()).expect("the test model's tokenizer loads")
     })
-}
-
-fn reference(name: &str) -> Json {
-    let path = common::root().join("tests/data/hf_reference").join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("reference files are JSON")
-}
-
-fn ids(v: &Json) -> Vec<u32> {
-    v.as_array()
-        .expect("an id list")
-        .iter()
-        .map(|x| x.as_u64().expect("an id") as u32)
-        .collect()
 }
 
 /// The perplexity text as ppl_tokens.json's `normalization` describes it: CRLF -> LF,

@@ -10,6 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::hf::ids;
 use ropewalk::gguf::{Array, Metadata, Value};
 use ropewalk::tokenizer::{pre_tokenize, TokenType, Tokenizer};
 use serde_json::Value as Json;
@@ -18,14 +19,6 @@ fn oracle(name: &str) -> Json {
     let path = common::cached(&format!("tokenizer/{name}"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("oracle files are JSON")
-}
-
-fn ids(v: &Json) -> Vec<u32> {
-    v.as_array()
-        .expect("an id list")
-        .iter()
-        .map(|x| x.as_u64().expect("an id") as u32)
-        .collect()
 }
 
 fn strings(v: &Json) -> Vec<String> {

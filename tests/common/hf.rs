@@ -8,14 +8,15 @@ use serde_json::Value as Json;
 
 pub fn reference(name: &str) -> Json {
     let path = super::root().join("tests/data/hf_reference").join(name);
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("reference files are JSON")
 }
 
 pub fn ids(v: &Json) -> Vec<u32> {
     v.as_array()
-        .unwrap()
+        .expect("an id list")
         .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
+        .map(|x| x.as_u64().expect("an id") as u32)
         .collect()
 }
 
