@@ -15,15 +15,18 @@
 
 use rayon::prelude::*;
 
-use crate::backend::cpu::attention::{self, AttnScratch};
+use crate::backend::cpu::attention::{self, Tile};
 use crate::backend::cpu::matmul::{matmul, matmul_many, MatmulScratch, Precision};
 use crate::backend::cpu::ops;
 use crate::gguf::GgufFile;
 
 use super::config::{LlamaConfig, ModelError, Result};
-use super::kv_cache::{CacheType, KvCache};
+use super::kv_cache::{CacheType, KvCache, KvView};
 use super::rope::{Rope, RopeConfig};
 use super::weights::LlamaWeights;
+
+/// Query rows an attention tile aims for (query heads of a group times tokens).
+const ATTN_TILE_ROWS: usize = 192;
 
 /// A loaded model: its shape, its weights (borrowed from the file) and its RoPE
 /// settings (the header's, with any run-time overrides applied).
@@ -67,7 +70,8 @@ struct RunState {
     k: Vec<f32>,
     /// `[n][kv_dim]`
     v: Vec<f32>,
-    /// `[n_heads][n][head_dim]` attention output, head-major so heads run in parallel
+    /// `[n_kv_heads][n][group * head_dim]` attention output, grouped by KV head so
+    /// tiles of (KV head, tokens) run in parallel
     att_by_head: Vec<f32>,
     /// `[n][n_heads * head_dim]`
     att: Vec<f32>,
@@ -77,8 +81,6 @@ struct RunState {
     gate: Vec<f32>,
     /// `[n][ffn_dim]`
     up: Vec<f32>,
-    /// One attention scratch per head, so heads run in parallel.
-    attention: Vec<AttnScratch>,
     /// `[n][n_vocab]` (one row unless every position's logits are asked for)
     logits: Vec<f32>,
     matmul: MatmulScratch,
@@ -98,9 +100,6 @@ impl RunState {
             delta: vec![0.0; n_batch * c.dim],
             gate: vec![0.0; n_batch * c.ffn_dim],
             up: vec![0.0; n_batch * c.ffn_dim],
-            attention: (0..c.n_heads)
-                .map(|_| AttnScratch::new(c.head_dim))
-                .collect(),
             logits: vec![0.0; c.n_vocab],
             matmul: MatmulScratch::default(),
         }
@@ -299,32 +298,7 @@ impl<'m, 'a> Session<'m, 'a> {
             }
             self.cache.store(l, pos0, k, v);
             let kv = self.cache.layer(l, pos0 + n);
-            let group = c.n_heads / c.n_kv_heads;
-            let hd = c.head_dim;
-            s.att_by_head[..n * q_dim]
-                .par_chunks_mut(n * hd)
-                .zip(s.attention.par_iter_mut())
-                .enumerate()
-                .for_each(|(h, (out, scratch))| {
-                    let kv_offset = (h / group) * hd;
-                    for t in 0..n {
-                        // Causal: token t sees positions 0..=pos0 + t.
-                        attention::attend(
-                            &mut out[t * hd..(t + 1) * hd],
-                            &q[t * q_dim + h * hd..][..hd],
-                            &kv,
-                            pos0 + t + 1,
-                            kv_offset,
-                            scratch,
-                        );
-                    }
-                });
-            for h in 0..c.n_heads {
-                for t in 0..n {
-                    att[t * q_dim + h * hd..][..hd]
-                        .copy_from_slice(&s.att_by_head[h * n * hd + t * hd..][..hd]);
-                }
-            }
+            attention(c, q, &kv, pos0, att, &mut s.att_by_head[..n * q_dim]);
             matmul(&layer.wo, att, delta, &mut s.matmul, p);
             ops::add_assign(x, delta);
 
@@ -362,5 +336,57 @@ impl<'m, 'a> Session<'m, 'a> {
         }
         let logits = &mut s.logits[out_rows.start * c.n_vocab..out_rows.end * c.n_vocab];
         matmul(&weights.output, &xn[..rows * dim], logits, &mut s.matmul, p);
+    }
+}
+
+/// Causal attention of a batch's `n` tokens (`q` is `[n][n_heads * head_dim]`) over the
+/// cached positions `0..pos0 + n`, into `att` (same shape); `by_group` is scratch of the
+/// same size.
+fn attention(
+    c: &LlamaConfig,
+    q: &[f32],
+    kv: &KvView,
+    pos0: usize,
+    att: &mut [f32],
+    by_group: &mut [f32],
+) {
+    let (group, hd) = (c.n_heads / c.n_kv_heads, c.head_dim);
+    let q_dim = c.n_heads * hd;
+    let n = q.len() / q_dim;
+    if n == 1 {
+        // One token: heads go alone, so every thread has work, and read the cache
+        // in place.
+        att.par_chunks_mut(hd).enumerate().for_each(|(h, out)| {
+            attention::attend_one(out, &q[h * hd..(h + 1) * hd], kv, pos0 + 1, h / group * hd);
+        });
+        return;
+    }
+    // Tiles of (KV head, run of tokens) share each decoded block of keys and values.
+    let width = group * hd;
+    let tokens = (ATTN_TILE_ROWS / group).max(1);
+    by_group
+        .par_chunks_mut(n * width)
+        .enumerate()
+        .flat_map(|(g, out)| {
+            out.par_chunks_mut(tokens * width)
+                .enumerate()
+                .map(move |(i, out)| (g, i * tokens, out))
+        })
+        .for_each(|(g, t0, out)| {
+            let tile = Tile {
+                head_dim: hd,
+                group,
+                kv_offset: g * hd,
+                // Causal: token t sees positions 0..=pos0 + t.
+                first_seen: pos0 + t0 + 1,
+                q_stride: q_dim,
+            };
+            attention::attend(out, &q[t0 * q_dim + g * width..], kv, &tile);
+        });
+    for g in 0..c.n_kv_heads {
+        for t in 0..n {
+            att[t * q_dim + g * width..][..width]
+                .copy_from_slice(&by_group[(g * n + t) * width..][..width]);
+        }
     }
 }

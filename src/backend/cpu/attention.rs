@@ -2,83 +2,178 @@
 //! taken a block at a time, the running maximum and sum rescale what came before, and
 //! no score row of the whole context is ever held. Prompt processing at 32k positions
 //! needs memory for one block, not an n-by-n matrix.
+//!
+//! Work comes in tiles: the query heads that share one KV head, for a run of
+//! consecutive tokens. Each block of cached keys and values is decoded to f32 once per
+//! tile and then serves every row of it, so the inner loops are plain f32 FMAs over data
+//! in L1 rather than a conversion per query and key.
 
 use crate::model::kv_cache::{KvView, Rows};
 
 use super::ops;
 
-/// Positions scored together: enough to amortize the rescaling, small enough to stay
-/// in L1 with their keys.
-const BLOCK: usize = 32;
+/// Positions scored together: enough to amortize the rescaling, small enough that a
+/// block of keys and one of values stay in L1.
+pub const BLOCK: usize = 32;
 
-/// Per-thread buffers, allocated once.
+/// Per-thread buffers, grown to the largest tile seen and then reused.
+#[derive(Default)]
 pub struct AttnScratch {
+    /// `[rows][head_dim]` the tile's queries, pre-scaled by 1/sqrt(head_dim)
+    q: Vec<f32>,
+    /// `[head_dim][BLOCK]` one block of keys, column-major
+    kt: Vec<f32>,
+    /// `[BLOCK][head_dim]` one block of values
+    v: Vec<f32>,
     /// `[head_dim]` one decoded key row
-    keys: Vec<f32>,
-    /// `[head_dim]` one value row
-    value: Vec<f32>,
-    scores: [f32; BLOCK],
+    row: Vec<f32>,
+    /// running maximum and sum of each row's softmax
+    max: Vec<f32>,
+    sum: Vec<f32>,
 }
 
 impl AttnScratch {
-    pub fn new(head_dim: usize) -> AttnScratch {
-        AttnScratch {
-            keys: vec![0.0; head_dim],
-            value: vec![0.0; head_dim],
-            scores: [0.0; BLOCK],
-        }
+    fn fit(&mut self, rows: usize, hd: usize) {
+        let grow = |v: &mut Vec<f32>, n: usize| {
+            if v.len() < n {
+                v.resize(n, 0.0);
+            }
+        };
+        grow(&mut self.q, rows * hd);
+        grow(&mut self.kt, hd * BLOCK);
+        grow(&mut self.v, BLOCK * hd);
+        grow(&mut self.row, hd);
+        grow(&mut self.max, rows);
+        grow(&mut self.sum, rows);
     }
 }
 
-/// `out = softmax(q · K[0..n_seen]ᵀ / sqrt(d)) · V[0..n_seen]` for one query head whose
-/// kv group starts at `kv_offset` in each cached row.
-pub fn attend(
-    out: &mut [f32],
-    q: &[f32],
-    kv: &KvView,
-    n_seen: usize,
-    kv_offset: usize,
-    s: &mut AttnScratch,
-) {
-    let hd = q.len();
-    let row = |pos: usize| pos * kv.kv_dim + kv_offset..pos * kv.kv_dim + kv_offset + hd;
-    // f32 and f16 rows go to the kernels in place; Q8_0 rows are decoded a block at a time.
-    let score = |pos: usize, key: &mut [f32]| match kv.rows {
-        Rows::F32 { k, .. } => ops::dot(q, &k[row(pos)]),
-        Rows::F16 { k, .. } => ops::dot_f16(q, &k[row(pos)]),
-        Rows::Q8_0 { .. } => {
-            kv.key(pos, kv_offset, key);
-            ops::dot(q, key)
+/// One tile: the `group` query heads that read the KV head whose values start at
+/// `kv_offset` of each cached row, for consecutive tokens. Row `r` of the tile is head
+/// `r % group` of token `r / group`, which sees positions `0..first_seen + r / group`
+/// (causal).
+pub struct Tile {
+    pub head_dim: usize,
+    pub group: usize,
+    pub kv_offset: usize,
+    pub first_seen: usize,
+    /// distance between consecutive tokens' queries
+    pub q_stride: usize,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<AttnScratch> = Default::default();
+}
+
+/// `out[r] = softmax(q[r] · Kᵀ / sqrt(d)) · V` over the positions row `r` sees, with
+/// `out` laid out `[rows][head_dim]` and row `r`'s query at
+/// `q[(r / group) * q_stride + (r % group) * head_dim..]`. Buffers are the calling
+/// thread's own, reused from call to call.
+pub fn attend(out: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile) {
+    SCRATCH.with_borrow_mut(|s| attend_with(out, q, kv, tile, s))
+}
+
+/// One query row read straight from the cache, a key at a time: for a single token the
+/// cost is reading the cache once, and decoding blocks for a tile of one would only add
+/// to it.
+pub fn attend_one(out: &mut [f32], q: &[f32], kv: &KvView, n_seen: usize, kv_offset: usize) {
+    SCRATCH.with_borrow_mut(|s| {
+        let hd = q.len();
+        s.fit(1, hd);
+        let row = |pos: usize| pos * kv.kv_dim + kv_offset..pos * kv.kv_dim + kv_offset + hd;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let (mut max, mut sum) = (f32::NEG_INFINITY, 0.0f32);
+        let mut scores = [0.0f32; BLOCK];
+        out.fill(0.0);
+        for start in (0..n_seen).step_by(BLOCK) {
+            let n = BLOCK.min(n_seen - start);
+            let scores = &mut scores[..n];
+            for (j, sc) in scores.iter_mut().enumerate() {
+                *sc = scale
+                    * match kv.rows {
+                        Rows::F32 { k, .. } => ops::dot(q, &k[row(start + j)]),
+                        Rows::F16 { k, .. } => ops::dot_f16(q, &k[row(start + j)]),
+                        Rows::Q8_0 { .. } => {
+                            kv.key(start + j, kv_offset, &mut s.row[..hd]);
+                            ops::dot(q, &s.row[..hd])
+                        }
+                    };
+            }
+            let new_max = max.max(ops::max(scores));
+            if new_max > max {
+                let rescale = (max - new_max).exp();
+                sum *= rescale;
+                ops::scale(out, rescale);
+                max = new_max;
+            }
+            sum += ops::exp_sub_sum(scores, max);
+            for (j, &w) in scores.iter().enumerate() {
+                match kv.rows {
+                    Rows::F32 { v, .. } => ops::axpy(w, &v[row(start + j)], out),
+                    Rows::F16 { v, .. } => ops::axpy_f16(w, &v[row(start + j)], out),
+                    Rows::Q8_0 { .. } => {
+                        kv.value(start + j, kv_offset, &mut s.row[..hd]);
+                        ops::axpy(w, &s.row[..hd], out)
+                    }
+                }
+            }
         }
-    };
-    let add_value = |pos: usize, w: f32, out: &mut [f32], value: &mut [f32]| match kv.rows {
-        Rows::F32 { v, .. } => ops::axpy(w, &v[row(pos)], out),
-        Rows::F16 { v, .. } => ops::axpy_f16(w, &v[row(pos)], out),
-        Rows::Q8_0 { .. } => {
-            kv.value(pos, kv_offset, value);
-            ops::axpy(w, value, out)
-        }
-    };
+        ops::scale(out, 1.0 / sum);
+    })
+}
+
+fn attend_with(out: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, s: &mut AttnScratch) {
+    let hd = tile.head_dim;
+    let rows = out.len() / hd;
+    s.fit(rows, hd);
     let scale = 1.0 / (hd as f32).sqrt();
-    let (mut max, mut sum) = (f32::NEG_INFINITY, 0.0f32);
-    out.fill(0.0);
-    for start in (0..n_seen).step_by(BLOCK) {
-        let n = BLOCK.min(n_seen - start);
-        let scores = &mut s.scores[..n];
-        for (j, sc) in scores.iter_mut().enumerate() {
-            *sc = score(start + j, &mut s.keys[..hd]) * scale;
+    for (r, sq) in s.q.chunks_mut(hd).take(rows).enumerate() {
+        let at = (r / tile.group) * tile.q_stride + (r % tile.group) * hd;
+        for (a, &b) in sq.iter_mut().zip(&q[at..at + hd]) {
+            *a = b * scale;
         }
-        let new_max = max.max(ops::max(scores));
-        // What was summed against the old maximum is worth exp(old - new) of it now.
-        let rescale = (max - new_max).exp();
-        sum = sum * rescale + ops::exp_sub_sum(scores, new_max);
-        ops::scale(out, rescale);
-        for (j, &w) in scores.iter().enumerate() {
-            add_value(start + j, w, out, &mut s.value);
-        }
-        max = new_max;
     }
-    ops::scale(out, 1.0 / sum);
+    s.max[..rows].fill(f32::NEG_INFINITY);
+    s.sum[..rows].fill(0.0);
+    out[..rows * hd].fill(0.0);
+    let seen = |r: usize| tile.first_seen + r / tile.group;
+    let last = seen(rows - 1);
+
+    for start in (0..last).step_by(BLOCK) {
+        let nb = BLOCK.min(last - start);
+        // Decode once, transposing keys so a query meets a block of them in one pass.
+        s.kt[..hd * BLOCK].fill(0.0);
+        for j in 0..nb {
+            kv.key(start + j, tile.kv_offset, &mut s.row[..hd]);
+            for (d, &x) in s.row[..hd].iter().enumerate() {
+                s.kt[d * BLOCK + j] = x;
+            }
+            kv.value(start + j, tile.kv_offset, &mut s.v[j * hd..(j + 1) * hd]);
+        }
+        let mut scores = [0.0f32; BLOCK];
+        for r in 0..rows {
+            let Some(n) = seen(r).checked_sub(start).filter(|&n| n > 0) else {
+                continue;
+            };
+            let n = n.min(nb);
+            ops::dot_columns(&s.q[r * hd..(r + 1) * hd], &s.kt[..hd * BLOCK], &mut scores);
+            let scores = &mut scores[..n];
+            let o = &mut out[r * hd..(r + 1) * hd];
+            let new_max = s.max[r].max(ops::max(scores));
+            if new_max > s.max[r] {
+                // What was summed against the old maximum is worth exp(old - new) of it now.
+                let rescale = (s.max[r] - new_max).exp();
+                s.sum[r] *= rescale;
+                ops::scale(o, rescale);
+                s.max[r] = new_max;
+            }
+            s.sum[r] += ops::exp_sub_sum(scores, new_max);
+            ops::add_weighted_rows(scores, &s.v[..n * hd], o);
+        }
+    }
+    for (o, &sum) in out.chunks_mut(hd).zip(&s.sum[..rows]) {
+        ops::scale(o, 1.0 / sum);
+    }
 }
 
 #[cfg(test)]
@@ -87,36 +182,63 @@ mod tests {
     use crate::backend::cpu::ops::softmax;
     use crate::model::kv_cache::{CacheType, KvCache};
 
-    /// Against the two-pass textbook version, over lengths around the block size.
-    #[test]
-    fn streaming_equals_the_full_softmax() {
-        let (hd, kv_dim, offset) = (64, 128, 64);
-        for n in [1, 2, 31, 32, 33, 100, 257] {
-            let keys: Vec<f32> = (0..n * kv_dim)
-                .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
-                .collect();
-            let values: Vec<f32> = (0..n * kv_dim)
-                .map(|i| ((i * 104729) % 1000) as f32 / 500.0 - 1.0)
-                .collect();
-            let q: Vec<f32> = (0..hd).map(|i| (i as f32 * 0.1).cos()).collect();
-            let mut cache = KvCache::new(CacheType::F32, 1, n, kv_dim);
-            cache.store(0, 0, &keys, &values);
+    /// The two-pass textbook version for one query row over positions `0..n`, reading
+    /// the cache through the same decoding.
+    fn textbook(q: &[f32], kv: &KvView, n: usize, offset: usize) -> Vec<f32> {
+        let hd = q.len();
+        let (mut key, mut value) = (vec![0.0; hd], vec![0.0; hd]);
+        let mut scores: Vec<f32> = (0..n)
+            .map(|t| {
+                kv.key(t, offset, &mut key);
+                ops::scalar::dot(q, &key) / (hd as f32).sqrt()
+            })
+            .collect();
+        softmax(&mut scores);
+        let mut want = vec![0.0f32; hd];
+        for (t, w) in scores.iter().enumerate() {
+            kv.value(t, offset, &mut value);
+            ops::scalar::axpy(*w, &value, &mut want);
+        }
+        want
+    }
 
-            let mut scores: Vec<f32> = (0..n)
-                .map(|t| ops::dot(&q, &keys[t * kv_dim + offset..][..hd]) / (hd as f32).sqrt())
-                .collect();
-            softmax(&mut scores);
-            let mut want = vec![0.0f32; hd];
-            for (t, w) in scores.iter().enumerate() {
-                for (o, v) in want.iter_mut().zip(&values[t * kv_dim + offset..][..hd]) {
-                    *o += w * v;
+    /// Tiles of several tokens and query heads, causal limits that end inside and on the
+    /// edges of blocks, every cache type.
+    #[test]
+    fn tiles_equal_the_full_softmax() {
+        let (hd, kv_dim, offset) = (64, 128, 64);
+        let value = |i: usize, m: usize| ((i * m) % 1000) as f32 / 250.0 - 2.0;
+        for ty in [CacheType::F32, CacheType::F16, CacheType::Q8_0] {
+            for (n, group, tokens) in [(1, 1, 1), (2, 3, 2), (33, 1, 5), (100, 3, 4), (257, 4, 16)]
+            {
+                let keys: Vec<f32> = (0..n * kv_dim).map(|i| value(i, 7919)).collect();
+                let values: Vec<f32> = (0..n * kv_dim).map(|i| value(i, 104729) * 0.5).collect();
+                let mut cache = KvCache::new(ty, 1, n, kv_dim);
+                cache.store(0, 0, &keys, &values);
+                let kv = cache.layer(0, n);
+                let rows = group * tokens;
+                let q: Vec<f32> = (0..rows * hd).map(|i| (i as f32 * 0.1).cos()).collect();
+                let tile = Tile {
+                    head_dim: hd,
+                    group,
+                    kv_offset: offset,
+                    first_seen: n + 1 - tokens,
+                    q_stride: group * hd,
+                };
+                let mut got = vec![0.0f32; rows * hd];
+                attend(&mut got, &q, &kv, &tile);
+                let mut one = vec![0.0f32; hd];
+                attend_one(&mut one, &q[..hd], &kv, tile.first_seen, offset);
+                for (g, w) in one.iter().zip(&got[..hd]) {
+                    assert!((g - w).abs() < 1e-5, "{ty} n {n} one row: {g} vs {w}");
                 }
-            }
-            let mut got = vec![0.0f32; hd];
-            let mut s = AttnScratch::new(hd);
-            attend(&mut got, &q, &cache.layer(0, n), n, offset, &mut s);
-            for (g, w) in got.iter().zip(&want) {
-                assert!((g - w).abs() < 1e-5, "n = {n}: {g} vs {w}");
+                for r in 0..rows {
+                    let want =
+                        textbook(&q[r * hd..][..hd], &kv, tile.first_seen + r / group, offset);
+                    for (g, w) in got[r * hd..][..hd].iter().zip(&want) {
+                        assert!((g - w).abs() < 1e-5, "{ty} n {n} row {r}: {g} vs {w}");
+                    }
+                }
             }
         }
     }

@@ -11,6 +11,14 @@ fn simd() -> bool {
 }
 
 macro_rules! dispatch {
+    (avx512 $simd:ident($($arg:expr),*), $scalar:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        if kernels().path == Path::Avx512 {
+            // SAFETY: the AVX-512 path is only chosen on a CPU that has it.
+            return unsafe { crate::quant::x86::avx512::attention::$simd($($arg),*) };
+        }
+        dispatch!($simd($($arg),*), $scalar)
+    }};
     ($simd:ident($($arg:expr),*), $scalar:expr) => {{
         #[cfg(target_arch = "x86_64")]
         if simd() {
@@ -67,6 +75,23 @@ pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 /// `y += a * x` with `x` as f16 bits (an f16 KV cache row).
 pub fn axpy_f16(a: f32, x: &[u16], y: &mut [f32]) {
     dispatch!(axpy_f16(a, x, y), scalar::axpy_f16(a, x, y))
+}
+
+/// `out[j] = Σ_d q[d] * kt[d * out.len() + j]`: one query against a block of keys
+/// stored column-major (`kt` is `[q.len()][out.len()]`).
+pub fn dot_columns(q: &[f32], kt: &[f32], out: &mut [f32]) {
+    dispatch!(
+        avx512 dot_columns(q, kt, out),
+        scalar::dot_columns(q, kt, out)
+    )
+}
+
+/// `out += Σ_j p[j] * rows[j * out.len()..]`: value rows weighted by probabilities.
+pub fn add_weighted_rows(p: &[f32], rows: &[f32], out: &mut [f32]) {
+    dispatch!(
+        avx512 add_weighted_rows(p, rows, out),
+        scalar::add_weighted_rows(p, rows, out)
+    )
 }
 
 /// `x *= s`
@@ -165,6 +190,19 @@ pub mod scalar {
         }
     }
 
+    pub fn dot_columns(q: &[f32], kt: &[f32], out: &mut [f32]) {
+        let w = out.len();
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = q.iter().enumerate().map(|(d, &x)| x * kt[d * w + j]).sum();
+        }
+    }
+
+    pub fn add_weighted_rows(p: &[f32], rows: &[f32], out: &mut [f32]) {
+        for (&w, row) in p.iter().zip(rows.chunks_exact(out.len())) {
+            axpy(w, row, out);
+        }
+    }
+
     pub fn max(x: &[f32]) -> f32 {
         x.iter().copied().fold(f32::NEG_INFINITY, f32::max)
     }
@@ -258,6 +296,82 @@ mod tests {
                     (x - y).abs() <= 2e-7 * (0.7 * v).abs().max(y.abs()),
                     "axpy n = {n}"
                 );
+            }
+        }
+    }
+
+    type DotColumns = fn(&[f32], &[f32], &mut [f32]);
+
+    /// Every implementation of the two attention block kernels this CPU can run.
+    fn block_kernels() -> Vec<(&'static str, DotColumns, DotColumns)> {
+        #[allow(unused_mut)]
+        let mut all: Vec<(&str, DotColumns, DotColumns)> =
+            vec![("dispatched", dot_columns, add_weighted_rows)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::quant::x86;
+            if x86::has_avx2() {
+                // SAFETY: the CPU has AVX2, FMA and F16C.
+                all.push((
+                    "avx2",
+                    |q, k, o| unsafe { x86::f32ops::dot_columns(q, k, o) },
+                    |p, r, o| unsafe { x86::f32ops::add_weighted_rows(p, r, o) },
+                ));
+            }
+            if x86::has_avx512() {
+                // SAFETY: the CPU has the AVX-512 features of the kernels.
+                all.push((
+                    "avx512",
+                    |q, k, o| unsafe { x86::avx512::attention::dot_columns(q, k, o) },
+                    |p, r, o| unsafe { x86::avx512::attention::add_weighted_rows(p, r, o) },
+                ));
+            }
+        }
+        all
+    }
+
+    /// The attention block kernels, over widths and depths around the vector sizes.
+    #[test]
+    fn block_kernels_match_the_scalar_loops() {
+        let value = |i: usize| ((i * 7919 % 1009) as f32 / 504.5 - 1.0) * 1.7;
+        for (name, dot_columns, add_weighted_rows) in block_kernels() {
+            for (rows, cols) in [
+                (1, 1),
+                (3, 8),
+                (64, 32),
+                (65, 33),
+                (128, 31),
+                (63, 40),
+                (7, 72),
+                (5, 144),
+            ] {
+                let q: Vec<f32> = (0..rows).map(|i| value(i + 11)).collect();
+                let m: Vec<f32> = (0..rows * cols).map(value).collect();
+                let (mut f, mut g) = (vec![0.0; cols], vec![0.0; cols]);
+                dot_columns(&q, &m, &mut f);
+                scalar::dot_columns(&q, &m, &mut g);
+                for (j, (x, y)) in f.iter().zip(&g).enumerate() {
+                    let abs: f32 = (0..rows).map(|d| (q[d] * m[d * cols + j]).abs()).sum();
+                    assert!(
+                        (x - y).abs() <= 1e-6 * abs.max(1.0),
+                        "{name} dot_columns {rows}x{cols}"
+                    );
+                }
+                // `q` as `rows` weights over rows of `cols` values
+                let init: Vec<f32> = (0..cols).map(|i| value(i + 3)).collect();
+                let (mut f, mut g) = (init.clone(), init.clone());
+                add_weighted_rows(&q, &m, &mut f);
+                scalar::add_weighted_rows(&q, &m, &mut g);
+                for (c, (x, y)) in f.iter().zip(&g).enumerate() {
+                    let abs: f32 = init[c].abs()
+                        + (0..rows)
+                            .map(|j| (q[j] * m[j * cols + c]).abs())
+                            .sum::<f32>();
+                    assert!(
+                        (x - y).abs() <= 1e-6 * abs.max(1.0),
+                        "{name} weighted {rows}x{cols}"
+                    );
+                }
             }
         }
     }

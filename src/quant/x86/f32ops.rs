@@ -2,6 +2,9 @@
 //! rows are short and memory-bound, so wider vectors would buy little): dot products,
 //! sums of squares, the RMSNorm scaling, SwiGLU, softmax and f16 rows.
 
+// Accumulators indexed by register number read clearer than zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
 use std::arch::x86_64::*;
 
 #[inline(always)]
@@ -292,6 +295,102 @@ avx2_fn! {
         while i < n {
             y[i] += a * half::f16::from_bits(x[i]).to_f32();
             i += 1;
+        }
+    }
+}
+
+avx2_fn! {
+    /// `out[j] = Σ_d q[d] * kt[d * w + j]` with `w = out.len()`: a query against a block
+    /// of keys stored column-major, so each step is a broadcast and full-width FMAs.
+    fn dot_columns(q: &[f32], kt: &[f32], out: &mut [f32]) {
+        let w = out.len();
+        assert!(kt.len() >= q.len() * w, "key block shorter than the query needs");
+        // No closure for the loads: it would not inherit the target features.
+        macro_rules! col {
+            ($d:expr, $c:expr) => {
+                _mm256_loadu_ps(kt.as_ptr().add($d * w + $c))
+            };
+        }
+        let mut c = 0;
+        while c + 32 <= w {
+            // Two sets of accumulators (even and odd d) hide the FMA latency.
+            let mut a = [_mm256_setzero_ps(); 8];
+            let mut d = 0;
+            while d + 2 <= q.len() {
+                let (x0, x1) = (_mm256_set1_ps(q[d]), _mm256_set1_ps(q[d + 1]));
+                for k in 0..4 {
+                    a[k] = _mm256_fmadd_ps(x0, col!(d, c + 8 * k), a[k]);
+                    a[k + 4] = _mm256_fmadd_ps(x1, col!(d + 1, c + 8 * k), a[k + 4]);
+                }
+                d += 2;
+            }
+            if d < q.len() {
+                let x0 = _mm256_set1_ps(q[d]);
+                for k in 0..4 {
+                    a[k] = _mm256_fmadd_ps(x0, col!(d, c + 8 * k), a[k]);
+                }
+            }
+            for k in 0..4 {
+                _mm256_storeu_ps(out.as_mut_ptr().add(c + 8 * k), _mm256_add_ps(a[k], a[k + 4]));
+            }
+            c += 32;
+        }
+        while c + 8 <= w {
+            let mut a = _mm256_setzero_ps();
+            for (d, &x) in q.iter().enumerate() {
+                a = _mm256_fmadd_ps(_mm256_set1_ps(x), col!(d, c), a);
+            }
+            _mm256_storeu_ps(out.as_mut_ptr().add(c), a);
+            c += 8;
+        }
+        while c < w {
+            out[c] = q.iter().enumerate().map(|(d, &x)| x * kt[d * w + c]).sum();
+            c += 1;
+        }
+    }
+}
+
+avx2_fn! {
+    /// `out += Σ_j p[j] * rows[j * d..(j + 1) * d]` with `d = out.len()`: a block of
+    /// value rows weighted by attention probabilities.
+    fn add_weighted_rows(p: &[f32], rows: &[f32], out: &mut [f32]) {
+        let d = out.len();
+        assert!(rows.len() >= p.len() * d, "value block shorter than the weights need");
+        macro_rules! row {
+            ($j:expr, $c:expr) => {
+                _mm256_loadu_ps(rows.as_ptr().add($j * d + $c))
+            };
+        }
+        let mut c = 0;
+        while c + 64 <= d {
+            let mut a = [_mm256_setzero_ps(); 8];
+            for (k, acc) in a.iter_mut().enumerate() {
+                *acc = _mm256_loadu_ps(out.as_ptr().add(c + 8 * k));
+            }
+            for (j, &w) in p.iter().enumerate() {
+                let wv = _mm256_set1_ps(w);
+                for (k, acc) in a.iter_mut().enumerate() {
+                    *acc = _mm256_fmadd_ps(wv, row!(j, c + 8 * k), *acc);
+                }
+            }
+            for (k, acc) in a.iter().enumerate() {
+                _mm256_storeu_ps(out.as_mut_ptr().add(c + 8 * k), *acc);
+            }
+            c += 64;
+        }
+        while c + 8 <= d {
+            let mut a = _mm256_loadu_ps(out.as_ptr().add(c));
+            for (j, &w) in p.iter().enumerate() {
+                a = _mm256_fmadd_ps(_mm256_set1_ps(w), row!(j, c), a);
+            }
+            _mm256_storeu_ps(out.as_mut_ptr().add(c), a);
+            c += 8;
+        }
+        while c < d {
+            for (j, &w) in p.iter().enumerate() {
+                out[c] += w * rows[j * d + c];
+            }
+            c += 1;
         }
     }
 }

@@ -1,5 +1,6 @@
 //! AVX-512 kernels (F, BW, DQ, VL and VNNI).
 
+pub mod attention;
 mod floats;
 mod kquants;
 mod legacy;
