@@ -221,3 +221,13 @@ fn perplexity_json_reports_windows_buckets_and_cache() {
     assert_eq!(half["buckets"][0]["n_pred"], 0);
     assert!(half["buckets"][0]["mean_nll"].is_null());
 }
+
+#[test]
+fn an_unknown_kernel_path_is_refused() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ropewalk"))
+        .args(["info", "no-such-file.gguf"])
+        .env("ROPEWALK_CPU", "sse9")
+        .output()
+        .unwrap();
+    assert_fails(&o, "ROPEWALK_CPU=sse9 is not a kernel path");
+}

@@ -17,6 +17,8 @@ fn paths() -> Vec<Kernels> {
         .filter_map(Kernels::for_path)
         .collect();
     assert!(ks.iter().any(|k| k.path == Path::Scalar));
+    let names: Vec<&str> = ks.iter().map(|k| k.path.name()).collect();
+    eprintln!("kernel paths on this CPU: {}", names.join(", "));
     ks
 }
 
@@ -337,12 +339,4 @@ fn a_path_the_cpu_lacks_is_refused() {
             p.name()
         );
     }
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ropewalk"))
-        .args(["info", "no-such-file.gguf"])
-        .env("ROPEWALK_CPU", "sse9")
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("ROPEWALK_CPU=sse9"), "{err}");
 }

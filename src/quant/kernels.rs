@@ -1,7 +1,7 @@
 //! The kernel table: for each weight type, the function that quantizes activations to its
 //! partner layout ([`acts`](super::acts)), the dot product of one weight row with one
 //! activation row, and a tiled matrix kernel for batches. Chosen once at start-up from the
-//! CPU's features, or forced with `ROPEWALK_CPU=scalar|avx2|avx512`.
+//! CPU's features, or forced with `ROPEWALK_CPU=scalar|avx2|avx512|neon|neon-dotprod`.
 //!
 //! SIMD kernels are `#[target_feature]` functions: calling one on a CPU without those
 //! features is undefined behaviour. A [`Kernels`] table is only ever built for a path the
@@ -23,16 +23,28 @@ pub enum Path {
     Avx2,
     /// x86-64 with AVX-512 F/BW/DQ/VL and VNNI (Ice Lake, Zen 4 and later).
     Avx512,
+    /// AArch64 NEON.
+    Neon,
+    /// AArch64 NEON with the dot-product extension (Cortex-A76, Apple M1 and later).
+    NeonDot,
 }
 
 impl Path {
-    pub const ALL: [Path; 3] = [Path::Scalar, Path::Avx2, Path::Avx512];
+    pub const ALL: [Path; 5] = [
+        Path::Scalar,
+        Path::Avx2,
+        Path::Avx512,
+        Path::Neon,
+        Path::NeonDot,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Path::Scalar => "scalar",
             Path::Avx2 => "avx2",
             Path::Avx512 => "avx512",
+            Path::Neon => "neon",
+            Path::NeonDot => "neon-dotprod",
         }
     }
 
@@ -44,14 +56,18 @@ impl Path {
             Path::Avx2 => super::x86::has_avx2(),
             #[cfg(target_arch = "x86_64")]
             Path::Avx512 => super::x86::has_avx512(),
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(target_arch = "aarch64")]
+            Path::Neon => super::aarch64::has_neon(),
+            #[cfg(target_arch = "aarch64")]
+            Path::NeonDot => super::aarch64::has_dotprod(),
+            #[allow(unreachable_patterns)]
             _ => false,
         }
     }
 
     /// The best supported path.
     pub fn detect() -> Path {
-        [Path::Avx512, Path::Avx2]
+        [Path::Avx512, Path::Avx2, Path::NeonDot, Path::Neon]
             .into_iter()
             .find(|p| p.is_supported())
             .unwrap_or(Path::Scalar)
@@ -121,12 +137,27 @@ impl TypeKernels {
         }
     }
 
+    /// This type's kernels with `dot` (of `path`) in place of the row dot product, and no
+    /// tile kernels.
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    pub(crate) fn with_dot(self, path: Path, dot: DotFn) -> TypeKernels {
+        TypeKernels {
+            path,
+            dot,
+            gemm: None,
+            gemv: None,
+            ..self
+        }
+    }
+
     /// Adds the row kernel that matches this type's tile kernel bit for bit.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn with_gemv(mut self, gemv: GemmFn) -> TypeKernels {
         self.gemv = Some(gemv);
         self
     }
 
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn gemm_kernel(
         run: GemmFn,
         pack_bytes: fn(usize) -> usize,
@@ -307,7 +338,9 @@ impl Kernels {
             Path::Scalar => Some(scalar),
             #[cfg(target_arch = "x86_64")]
             Path::Avx2 | Path::Avx512 => Some(super::x86::table(path, scalar)),
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(target_arch = "aarch64")]
+            Path::Neon | Path::NeonDot => Some(super::aarch64::table(path, scalar)),
+            #[allow(unreachable_patterns)]
             _ => None,
         }
     }
@@ -337,7 +370,10 @@ fn choose() -> Result<Kernels, String> {
             .into_iter()
             .find(|p| p.name() == v)
             .ok_or_else(|| {
-                format!("ROPEWALK_CPU={v} is not a kernel path (scalar, avx2, avx512, auto)")
+                format!(
+                    "ROPEWALK_CPU={v} is not a kernel path \
+                     (scalar, avx2, avx512, neon, neon-dotprod, auto)"
+                )
             })?,
     };
     Kernels::for_path(path).ok_or_else(|| {

@@ -5,6 +5,8 @@
 //! ([`scalar`], [`quantize`](mod@quantize), [`k_quants`]) are the oracle for the SIMD
 //! and GPU kernels.
 
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
 pub mod acts;
 pub mod blocks;
 pub mod dot;

@@ -2,12 +2,16 @@
 //! takes the x86 vector kernels (`quant::x86::f32ops`) when the kernel table chose a SIMD
 //! path, and the plain loops of [`scalar`] otherwise; the two agree to rounding.
 
+#[cfg(target_arch = "x86_64")]
 use crate::quant::kernels::{kernels, Path};
 
-/// Whether the AVX2/FMA/F16C kernels may run: every SIMD path requires those features.
+/// Whether the AVX2/FMA/F16C kernels may run: every x86 SIMD path requires those
+/// features. (On AArch64 the plain loops below are what runs; NEON is part of the
+/// baseline there, and the compiler vectorizes the element-wise ones.)
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn simd() -> bool {
-    cfg!(target_arch = "x86_64") && kernels().path != Path::Scalar
+    kernels().path != Path::Scalar
 }
 
 macro_rules! dispatch {

@@ -71,7 +71,7 @@ pub fn table(path: Path, mut k: Kernels) -> Kernels {
         let fast = match path {
             Path::Avx2 => avx2::kernels(t.ty),
             Path::Avx512 => avx512::kernels(t.ty),
-            Path::Scalar => None,
+            Path::Scalar | Path::Neon | Path::NeonDot => None,
         };
         if let Some(f) = fast {
             *t = f;
