@@ -88,7 +88,8 @@ fn bench_json_has_every_sample_and_their_statistics() {
     for r in rows {
         let n = r["n_prompt"].as_u64().unwrap() + r["n_gen"].as_u64().unwrap();
         assert_eq!(r["n_threads"], 1);
-        assert!(["scalar", "avx2", "avx512", "neon"].contains(&r["kernels"].as_str().unwrap()));
+        let paths = ["scalar", "avx2", "avx512", "neon", "neon-dotprod"];
+        assert!(paths.contains(&r["kernels"].as_str().unwrap()));
         assert_eq!(r["model_n_params"], 134_515_008);
         let ns: Vec<f64> = r["samples_ns"]
             .as_array()
@@ -124,6 +125,49 @@ fn bench_markdown_and_json_flags_agree() {
     let rows: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(rows[0]["test"], "tg2");
     assert_eq!(rows.as_array().unwrap().len(), 1);
+}
+
+/// The RoPE flags and the cache type reach the sessions, and the effective configuration
+/// is printed in one line (and recorded in the JSON rows).
+#[test]
+fn bench_takes_rope_flags_and_cache_type() {
+    let model = common::test_model();
+    let m = model.to_str().unwrap();
+    let o = ropewalk(&[
+        "bench",
+        "-m",
+        m,
+        "-p",
+        "8",
+        "-n",
+        "0",
+        "-r",
+        "1",
+        "--json",
+        "--cache-type",
+        "q8_0",
+        "--rope-scaling",
+        "yarn",
+        "--rope-scale",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = "RoPE base 100000, YaRN x4 (beta 32/1, mscale 1.13863): trained 8192, runs to 32768";
+    assert!(stderr(&o).lines().any(|l| l == line), "{}", stderr(&o));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(rows[0]["rope"], line);
+    assert_eq!(rows[0]["type_k"], "q8_0");
+
+    // Past the trained context without scaling: a warning, and the run goes on.
+    let o = ropewalk(&[
+        "bench", "-m", m, "-p", "8", "-n", "0", "-r", "1", "-d", "8192",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: context 8200 is past the 8192 tokens"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 const TYPES: [&str; 13] = [

@@ -16,8 +16,10 @@ use clap::{Args, ValueEnum};
 use serde_json::{json, Value as Json};
 
 use super::random_blocks::Rng;
+use super::rope_args::RopeArgs;
 use super::CliResult;
 use ropewalk::gguf::{keys, GgufFile};
+use ropewalk::model::kv_cache::CacheType;
 use ropewalk::model::{Llama, Logits, Session};
 use ropewalk::quant::{kernels, GgmlType};
 use ropewalk::tokenizer::Tokenizer;
@@ -80,6 +82,11 @@ pub struct BenchArgs {
     /// Print each run to stderr as it starts.
     #[arg(long)]
     pub progress: bool,
+    /// How the KV cache stores keys and values: f32, f16 or q8_0.
+    #[arg(long = "cache-type", value_name = "TYPE", default_value = "f16")]
+    pub cache_type: CacheType,
+    #[command(flatten)]
+    pub rope: RopeArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -316,7 +323,7 @@ fn run_test(
     test: Test,
 ) -> std::result::Result<Result, Box<dyn std::error::Error>> {
     let n_ctx = (test.n_depth + test.n_tokens()).max(1);
-    let mut s = Session::new(model, n_ctx, test.n_batch);
+    let mut s = Session::with_cache(model, n_ctx, test.n_batch, args.cache_type)?;
     let name = test.name();
     let timed = |s: &mut Session, f: &mut Feeder| -> CliResult {
         if test.n_prompt > 0 {
@@ -383,7 +390,7 @@ fn md_row(m: &ModelInfo, r: &Result) -> String {
 }
 
 /// One test as llama-bench's JSON has it (same field names), plus what ropewalk adds.
-fn json_row(m: &ModelInfo, r: &Result, cpu: &str, reps: usize) -> Json {
+fn json_row(args: &BenchArgs, m: &ModelInfo, r: &Result, cpu: &str, rope: &str) -> Json {
     let ts = r.samples_ts();
     let ns: Vec<f64> = r.samples_ns.iter().map(|&n| n as f64).collect();
     json!({
@@ -401,7 +408,10 @@ fn json_row(m: &ModelInfo, r: &Result, cpu: &str, reps: usize) -> Json {
         "n_gen": r.test.n_gen,
         "n_depth": r.test.n_depth,
         "test": r.test.name(),
-        "repetitions": reps,
+        "type_k": args.cache_type.to_string(),
+        "type_v": args.cache_type.to_string(),
+        "rope": rope,
+        "repetitions": args.repetitions,
         "avg_ns": mean(&ns).round() as u64,
         "stddev_ns": stdev(&ns).round() as u64,
         "avg_ts": mean(&ts),
@@ -426,7 +436,17 @@ fn cpu_info() -> String {
 pub fn run(args: &BenchArgs) -> CliResult {
     let threads = check(args)?;
     let file = GgufFile::open(&args.model)?;
-    let model = Llama::load(&file)?;
+    let mut model = Llama::load(&file)?;
+    model.rope.apply(&args.rope.overrides())?;
+    eprintln!("{}", model.rope);
+    let longest = tests(args, &threads)
+        .iter()
+        .map(|t| t.n_depth + t.n_tokens())
+        .max()
+        .unwrap_or(0);
+    if let Some(warning) = model.rope.context_warning(longest) {
+        eprintln!("warning: {warning}");
+    }
     let info = ModelInfo::of(args, &file);
     let tokenizer = Tokenizer::from_metadata(file.metadata()).ok();
     let bos = tokenizer
@@ -465,10 +485,10 @@ pub fn run(args: &BenchArgs) -> CliResult {
         results.push(r);
     }
     if json {
-        let cpu = cpu_info();
+        let (cpu, rope) = (cpu_info(), model.rope.to_string());
         let rows: Vec<Json> = results
             .iter()
-            .map(|r| json_row(&info, r, &cpu, args.repetitions))
+            .map(|r| json_row(args, &info, r, &cpu, &rope))
             .collect();
         let text = serde_json::to_string_pretty(&rows)?;
         super::finish_output(writeln!(out, "{text}"))?;
