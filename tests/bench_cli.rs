@@ -160,7 +160,18 @@ fn bench_takes_rope_flags_and_cache_type() {
 
     // Past the trained context without scaling: a warning, and the run goes on.
     let o = ropewalk(&[
-        "bench", "-m", m, "-p", "8", "-n", "0", "-r", "1", "-d", "8192",
+        "bench",
+        "-m",
+        m,
+        "-p",
+        "8",
+        "-n",
+        "0",
+        "-r",
+        "1",
+        "-d",
+        "8192",
+        "--no-warmup",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
