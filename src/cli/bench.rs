@@ -85,6 +85,9 @@ pub struct BenchArgs {
     /// How the KV cache stores keys and values: f32, f16 or q8_0.
     #[arg(long = "cache-type", value_name = "TYPE", default_value = "f16")]
     pub cache_type: CacheType,
+    /// Multiply every matrix in its stored layout: no Q4_0 repacking at load.
+    #[arg(long)]
+    pub no_repack: bool,
     #[command(flatten)]
     pub rope: RopeArgs,
 }
@@ -408,6 +411,7 @@ fn json_row(args: &BenchArgs, m: &ModelInfo, r: &Result, cpu: &str, rope: &str) 
         "n_gen": r.test.n_gen,
         "n_depth": r.test.n_depth,
         "test": r.test.name(),
+        "repack": !args.no_repack,
         "type_k": args.cache_type.to_string(),
         "type_v": args.cache_type.to_string(),
         "rope": rope,
@@ -436,7 +440,7 @@ fn cpu_info() -> String {
 pub fn run(args: &BenchArgs) -> CliResult {
     let threads = check(args)?;
     let file = GgufFile::open(&args.model)?;
-    let mut model = Llama::load(&file)?;
+    let mut model = Llama::load_with(&file, !args.no_repack)?;
     model.rope.apply(&args.rope.overrides())?;
     eprintln!("{}", model.rope);
     let longest = tests(args, &threads)

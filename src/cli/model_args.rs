@@ -34,6 +34,10 @@ pub struct ModelArgs {
     /// with --exact).
     #[arg(long = "cache-type", value_name = "TYPE")]
     pub cache_type: Option<CacheType>,
+    /// Multiply every matrix in its stored layout: no Q4_0 repacking at load (as
+    /// llama.cpp's --no-repack).
+    #[arg(long)]
+    pub no_repack: bool,
     #[command(flatten)]
     pub rope: RopeArgs,
 }
@@ -57,11 +61,15 @@ impl ModelArgs {
 
     pub fn load<'a>(&self, file: &'a GgufFile) -> Result<Llama<'a>, Box<dyn std::error::Error>> {
         let start = Instant::now();
-        let mut model = Llama::load(file)?;
+        let mut model = Llama::load_with(file, !self.no_repack)?;
         model.rope.apply(&self.rope.overrides())?;
+        let packed = match model.weights.packed_bytes() {
+            0 => String::new(),
+            n => format!(", {:.0} MiB repacked", n as f64 / (1 << 20) as f64),
+        };
         let c = &model.config;
         eprintln!(
-            "loaded {}: {} layers, dim {}, {} heads ({} kv), vocab {}, trained context {} ({:.0} ms)",
+            "loaded {}: {} layers, dim {}, {} heads ({} kv), vocab {}, trained context {} ({:.0} ms{packed})",
             self.model.display(),
             c.n_layers,
             c.dim,

@@ -37,10 +37,17 @@ pub struct Llama<'a> {
 }
 
 impl<'a> Llama<'a> {
+    /// The model in `file`, with Q4_0 matrices repacked for the kernels.
     pub fn load(file: &'a GgufFile) -> Result<Llama<'a>> {
+        Llama::load_with(file, true)
+    }
+
+    /// The model in `file`; `repack: false` multiplies every matrix in its stored layout
+    /// (as llama.cpp's `--no-repack`), for comparison.
+    pub fn load_with(file: &'a GgufFile, repack: bool) -> Result<Llama<'a>> {
         let config = LlamaConfig::from_metadata(file.metadata())?;
         let rope = RopeConfig::from_gguf(file, &config)?;
-        let weights = LlamaWeights::load(file, &config)?;
+        let weights = LlamaWeights::load(file, &config, repack)?;
         Ok(Llama {
             config,
             weights,

@@ -1,20 +1,30 @@
 //! The weights of a Llama model, borrowed from the file's memory map in their stored
-//! types. Only the norm vectors, a few KiB, are copied out (as f32).
+//! types. The norm vectors, a few KiB, are copied out (as f32); Q4_0 matrices are also
+//! repacked once into the layout of [`crate::quant::packed`] where the kernel path has a
+//! kernel for it (the bytes in the map stay what embedding lookups read).
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use crate::gguf::{GgufFile, TensorView};
+use crate::quant::kernels::kernels;
+use crate::quant::packed::PackedMatrix;
 use crate::quant::{self, GgmlType};
 
 use super::config::{LlamaConfig, ModelError, Result};
 
 /// A weight matrix `[rows][cols]` in its stored type: row r holds the `cols` inputs of
 /// output r, as GGUF stores a `[cols, rows]` tensor (innermost first).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct Matrix<'a> {
     pub name: &'a str,
     pub ty: GgmlType,
     pub rows: usize,
     pub cols: usize,
     pub data: &'a [u8],
+    /// The same matrix repacked for the matrix kernels, when it was.
+    pub packed: Option<Arc<PackedMatrix>>,
 }
 
 impl<'a> Matrix<'a> {
@@ -65,7 +75,9 @@ pub struct LlamaWeights<'a> {
 }
 
 impl<'a> LlamaWeights<'a> {
-    pub fn load(file: &'a GgufFile, c: &LlamaConfig) -> Result<LlamaWeights<'a>> {
+    /// The model's weights; `repack` repacks the matrices the kernel path has a packed
+    /// kernel for.
+    pub fn load(file: &'a GgufFile, c: &LlamaConfig, repack: bool) -> Result<LlamaWeights<'a>> {
         let q_dim = c.n_heads * c.head_dim;
         let layers = (0..c.n_layers)
             .map(|i| {
@@ -86,14 +98,61 @@ impl<'a> LlamaWeights<'a> {
         let token_embd = matrix(file, "token_embd.weight", c.n_vocab, c.dim)?;
         let output = match file.tensor("output.weight") {
             Ok(_) => matrix(file, "output.weight", c.n_vocab, c.dim)?,
-            Err(_) => token_embd,
+            Err(_) => token_embd.clone(),
         };
-        Ok(LlamaWeights {
+        let mut weights = LlamaWeights {
             token_embd,
             layers,
             output_norm: vector(file, "output_norm.weight", c.dim)?,
             output,
-        })
+        };
+        if repack {
+            weights.repack();
+        }
+        Ok(weights)
+    }
+
+    /// Every matrix a forward pass multiplies with (not the embedding, which is looked
+    /// up by row).
+    fn matrices_mut(&mut self) -> impl Iterator<Item = &mut Matrix<'a>> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| {
+                [
+                    &mut l.wq,
+                    &mut l.wk,
+                    &mut l.wv,
+                    &mut l.wo,
+                    &mut l.w_gate,
+                    &mut l.w_up,
+                    &mut l.w_down,
+                ]
+            })
+            .chain(std::iter::once(&mut self.output))
+    }
+
+    fn repack(&mut self) {
+        let table = kernels();
+        let wanted = |m: &Matrix| {
+            table.for_type(m.ty).is_some_and(|k| k.has_packed())
+                && PackedMatrix::fits(m.ty, m.rows, m.cols)
+        };
+        let todo: Vec<&mut Matrix<'a>> = self.matrices_mut().filter(|m| wanted(m)).collect();
+        todo.into_par_iter().for_each(|m| {
+            m.packed = Some(Arc::new(PackedMatrix::pack_q4_0(m.data, m.rows, m.cols)));
+        });
+    }
+
+    /// Bytes held by repacked copies (a tied output counts once: it is repacked once).
+    pub fn packed_bytes(&self) -> usize {
+        let layers = self
+            .layers
+            .iter()
+            .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]);
+        layers
+            .chain([&self.output])
+            .filter_map(|m| m.packed.as_ref().map(|p| p.bytes()))
+            .sum()
     }
 }
 
@@ -123,6 +182,7 @@ fn matrix<'a>(file: &'a GgufFile, name: &str, rows: usize, cols: usize) -> Resul
         rows,
         cols,
         data: t.data,
+        packed: None,
     })
 }
 

@@ -241,7 +241,7 @@ impl ActRow<'_> {
 /// A 64-byte line, so that activation rows start on cache-line boundaries.
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Pod, Zeroable)]
-pub struct Line([u8; 64]);
+pub struct Line(pub [u8; 64]);
 
 /// The activations of a batch: `n_tok` rows of `cols` values in one layout.
 #[derive(Default)]

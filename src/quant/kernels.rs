@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use super::acts::{ActFormat, ActRow, ActRowMut, Acts};
 use super::blocks::{view_blocks, Block, QK, QK_K};
+use super::packed::{self, PackedFn, PackedJob};
 use super::{dot, k_quants, quantize, GgmlType};
 
 /// An instruction-set level with its own kernels.
@@ -116,6 +117,9 @@ pub struct TypeKernels {
     /// Rows x a few tokens without packing, lane for lane the tile kernel's arithmetic
     /// (a batch gives the same bits whichever of the two runs it).
     gemv: Option<GemmFn>,
+    /// The kernel for matrices repacked at load ([`super::packed`]), where this type and
+    /// path have one.
+    packed: Option<PackedFn>,
 }
 
 impl TypeKernels {
@@ -134,6 +138,7 @@ impl TypeKernels {
             dot,
             gemm,
             gemv: None,
+            packed: (ty == GgmlType::Q4_0).then_some(packed::q4_0_scalar as PackedFn),
         }
     }
 
@@ -146,8 +151,34 @@ impl TypeKernels {
             dot,
             gemm: None,
             gemv: None,
+            packed: None,
             ..self
         }
+    }
+
+    /// Replaces the kernel for repacked matrices.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn with_packed(mut self, packed: PackedFn) -> TypeKernels {
+        self.packed = Some(packed);
+        self
+    }
+
+    /// Whether matrices of this type are worth repacking at load for this path.
+    pub fn has_packed(&self) -> bool {
+        self.packed.is_some()
+    }
+
+    /// Runs the kernel for repacked matrices over `job`.
+    ///
+    /// # Safety
+    /// `job.out` must be valid for writes of `out[t * out_stride + r]` for every token
+    /// and row of the job, with no other access to them while this runs.
+    pub unsafe fn run_packed(&self, job: &PackedJob) {
+        let run = self.packed.expect("a kernel for repacked matrices");
+        job.check();
+        // SAFETY: path supported; the job is consistent (checked); the caller vouches
+        // for `out`.
+        unsafe { run(job) }
     }
 
     /// Adds the row kernel that matches this type's tile kernel bit for bit.

@@ -13,6 +13,7 @@ pub mod dot;
 pub mod floats;
 pub mod k_quants;
 pub mod kernels;
+pub mod packed;
 pub mod quantize;
 pub mod scalar;
 pub mod types;

@@ -4,13 +4,15 @@
 //! streaming its own slice of rows; a batch (prompt processing) takes the tile kernel,
 //! which unpacks sixteen rows' blocks once and multiplies them with every token. The row
 //! and tile kernels do the same float operations per output, so results do not depend on
-//! how a batch is split.
+//! how a batch is split. Matrices repacked at load ([`crate::quant::packed`]) take their
+//! own kernel for any number of tokens.
 
 use rayon::prelude::*;
 
 use crate::model::weights::Matrix;
 use crate::quant::acts::Acts;
-use crate::quant::kernels::kernels;
+use crate::quant::kernels::{kernels, TypeKernels};
+use crate::quant::packed::PackedJob;
 
 use super::ops;
 
@@ -92,50 +94,38 @@ pub fn matmul(
             f(r0, per.min(w.rows - r0));
         });
     };
-    match k.gemm() {
-        Some(g) if n_tok >= TILE_MIN_TOKENS => {
-            split(rows_per_task(w.rows, g.rows_per_group, 4), &|r0, rows| {
-                let wr = &w.data[r0 * row_bytes..(r0 + rows) * row_bytes];
-                // SAFETY: `out` is `[n_tok][w.rows]`; this task alone writes columns
-                // r0..r0 + rows of it, and `matmul` holds `out` borrowed throughout.
-                unsafe { k.run_gemm(&g, wr, rows, acts, dst.at(r0), w.rows) }
-            });
-        }
-        _ if k.has_gemv() => {
-            let tasks = if n_tok == 1 { TASKS_PER_THREAD_TG } else { 4 };
-            split(rows_per_task(w.rows, 16, tasks), &|r0, rows| {
-                let wr = &w.data[r0 * row_bytes..(r0 + rows) * row_bytes];
-                // SAFETY: as above.
-                unsafe { k.run_gemv(wr, rows, acts, dst.at(r0), w.rows) }
-            });
-        }
-        _ if n_tok == 1 => {
-            let per = rows_per_task(w.rows, 16, TASKS_PER_THREAD_TG);
-            let a = acts.row_bytes(0);
-            out.par_chunks_mut(per).enumerate().for_each(|(c, o)| {
-                let rows = &w.data[c * per * row_bytes..];
-                for (o, wr) in o.iter_mut().zip(rows.chunks_exact(row_bytes)) {
-                    *o = k.dot_row(wr, a, w.cols);
+    if splits_rows(w, k) {
+        let tasks = if n_tok == 1 { TASKS_PER_THREAD_TG } else { 4 };
+        split(rows_per_task(w.rows, 16, tasks), &|r0, rows| {
+            // SAFETY: `out` is `[n_tok][w.rows]`; this task alone writes columns
+            // r0..r0 + rows of it, and `matmul` holds `out` borrowed throughout.
+            unsafe { run_rows(w, k, acts, r0, rows, dst.at(r0), w.rows) }
+        });
+    } else if n_tok == 1 {
+        let per = rows_per_task(w.rows, 16, TASKS_PER_THREAD_TG);
+        let a = acts.row_bytes(0);
+        out.par_chunks_mut(per).enumerate().for_each(|(c, o)| {
+            let rows = &w.data[c * per * row_bytes..];
+            for (o, wr) in o.iter_mut().zip(rows.chunks_exact(row_bytes)) {
+                *o = k.dot_row(wr, a, w.cols);
+            }
+        });
+    } else {
+        let by_row = &mut scratch.by_row;
+        by_row.resize(w.rows * n_tok, 0.0);
+        let per = rows_per_task(w.rows, 16, 4);
+        by_row
+            .par_chunks_mut(per * n_tok)
+            .enumerate()
+            .for_each(|(c, rows_out)| {
+                for (i, row_out) in rows_out.chunks_mut(n_tok).enumerate() {
+                    let w_row = w.row(c * per + i);
+                    for (t, o) in row_out.iter_mut().enumerate() {
+                        *o = k.dot(w_row, acts, t);
+                    }
                 }
             });
-        }
-        _ => {
-            let by_row = &mut scratch.by_row;
-            by_row.resize(w.rows * n_tok, 0.0);
-            let per = rows_per_task(w.rows, 16, 4);
-            by_row
-                .par_chunks_mut(per * n_tok)
-                .enumerate()
-                .for_each(|(c, rows_out)| {
-                    for (i, row_out) in rows_out.chunks_mut(n_tok).enumerate() {
-                        let w_row = w.row(c * per + i);
-                        for (t, o) in row_out.iter_mut().enumerate() {
-                            *o = k.dot(w_row, acts, t);
-                        }
-                    }
-                });
-            transpose_into(by_row, n_tok, w.rows, out);
-        }
+        transpose_into(by_row, n_tok, w.rows, out);
     }
 }
 
@@ -165,7 +155,7 @@ pub fn matmul_many(
         && !ws.is_empty()
         && ws.len() <= MAX_SHARED
         && ws.iter().all(|w| {
-            w.cols == ws[0].cols && kernel(w).act == kernel(ws[0]).act && kernel(w).has_gemv()
+            w.cols == ws[0].cols && kernel(w).act == kernel(ws[0]).act && splits_rows(w, kernel(w))
         });
     if !shared {
         for (w, out) in ws.iter().zip(outs.iter_mut()) {
@@ -200,19 +190,56 @@ pub fn matmul_many(
             let (w, k) = (ws[m], kernel(ws[m]));
             let r0 = task * per;
             let rows = per.min(w.rows - r0);
-            let row_bytes = w.row_bytes();
-            let wr = &w.data[r0 * row_bytes..(r0 + rows) * row_bytes];
-            let out = dst[m].at(r0);
-            match k.gemm() {
-                // SAFETY: `outs[m]` is `[n_tok][w.rows]`; this task alone writes columns
-                // r0..r0 + rows of it, and `outs` stays borrowed throughout.
-                Some(g) if n_tok >= TILE_MIN_TOKENS => unsafe {
-                    k.run_gemm(&g, wr, rows, acts, out, w.rows)
-                },
-                // SAFETY: as above.
-                _ => unsafe { k.run_gemv(wr, rows, acts, out, w.rows) },
-            }
+            // SAFETY: `outs[m]` is `[n_tok][w.rows]`; this task alone writes columns
+            // r0..r0 + rows of it, and `outs` stays borrowed throughout.
+            unsafe { run_rows(w, k, acts, r0, rows, dst[m].at(r0), w.rows) }
         });
+}
+
+/// Whether `w` runs through [`run_rows`]: repacked, or with a row kernel for its type.
+fn splits_rows(w: &Matrix, k: &TypeKernels) -> bool {
+    w.packed.is_some() || k.has_gemv()
+}
+
+/// Rows `r0..r0 + rows` (multiples of 16, or up to the last row) of `w` times every
+/// token of `acts`, into `out[t * out_stride + r]`: the repacked kernel where `w` was
+/// repacked, else the tile kernel for batches and the row kernel for a few tokens.
+///
+/// # Safety
+/// `out` is valid for those writes and nothing else touches them meanwhile.
+unsafe fn run_rows(
+    w: &Matrix,
+    k: &TypeKernels,
+    acts: &Acts,
+    r0: usize,
+    rows: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    if let Some(p) = &w.packed {
+        let job = PackedJob {
+            groups: p.groups(r0, rows),
+            cols: w.cols,
+            acts: acts.bytes(),
+            act_stride: acts.stride(),
+            n_tok: acts.n_tok(),
+            out,
+            out_stride,
+        };
+        // SAFETY: forwarded contract.
+        return unsafe { k.run_packed(&job) };
+    }
+    let row_bytes = w.row_bytes();
+    let wr = &w.data[r0 * row_bytes..(r0 + rows) * row_bytes];
+    // SAFETY: forwarded contract.
+    unsafe {
+        match k.gemm() {
+            Some(g) if acts.n_tok() >= TILE_MIN_TOKENS => {
+                k.run_gemm(&g, wr, rows, acts, out, out_stride)
+            }
+            _ => k.run_gemv(wr, rows, acts, out, out_stride),
+        }
+    }
 }
 
 fn transpose_into(by_row: &[f32], n_tok: usize, rows: usize, out: &mut [f32]) {
@@ -246,7 +273,9 @@ fn exact(w: &Matrix, x: &[f32], out: &mut [f32], n_tok: usize, by_row: &mut Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::packed::PackedMatrix;
     use crate::quant::{dot, quantize, GgmlType};
+    use std::sync::Arc;
 
     fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2_654_435_761).max(1);
@@ -284,12 +313,19 @@ mod tests {
         for (pick, n_tok) in [(0..2, 1), (0..2, 20), (0..3, 3), (1..3, 1)] {
             let ws: Vec<Matrix> = pick
                 .clone()
-                .map(|i| Matrix {
-                    name: "w",
-                    ty: types[i],
-                    rows: rows[i],
-                    cols,
-                    data: bytemuck::cast_slice(&data[i]),
+                .map(|i| {
+                    let data: &[u8] = bytemuck::cast_slice(&data[i]);
+                    // The Q4_0 matrix repacked, as a load would: the two paths mix.
+                    let packed = PackedMatrix::fits(types[i], rows[i], cols)
+                        .then(|| Arc::new(PackedMatrix::pack_q4_0(data, rows[i], cols)));
+                    Matrix {
+                        name: "w",
+                        ty: types[i],
+                        rows: rows[i],
+                        cols,
+                        data,
+                        packed,
+                    }
                 })
                 .collect();
             let x = pseudo_random(n_tok * cols, 5);
@@ -316,44 +352,51 @@ mod tests {
             GgmlType::Q6_K,
             GgmlType::F16,
         ] {
-            let (rows, cols) = (40, 512);
+            let (rows, cols) = (48, 512);
             let wx = pseudo_random(rows * cols, 1);
             let row_bytes = ty.bytes_for(cols as u64).unwrap() as usize;
             let mut data = vec![0u16; rows * row_bytes / 2];
             quantize(ty, &wx, bytemuck::cast_slice_mut(&mut data)).unwrap();
-            let w = Matrix {
+            let plain = Matrix {
                 name: "w",
                 ty,
                 rows,
                 cols,
                 data: bytemuck::cast_slice(&data),
+                packed: None,
             };
-            let a_ty = dot::vec_dot_type(ty);
-            for n_tok in [1, 2, 5, 20] {
-                let x = pseudo_random(n_tok * cols, 7 + n_tok as u32);
-                let mut out = vec![0.0; n_tok * rows];
-                matmul(
-                    &w,
-                    &x,
-                    &mut out,
-                    &mut MatmulScratch::default(),
-                    Precision::Quantized,
-                );
-                for t in 0..n_tok {
-                    let mut a = vec![0u32; a_ty.bytes_for(cols as u64).unwrap() as usize / 4];
-                    quantize(
-                        a_ty,
-                        &x[t * cols..(t + 1) * cols],
-                        bytemuck::cast_slice_mut(&mut a),
-                    )
-                    .unwrap();
-                    for r in 0..rows {
-                        let want = dot::vec_dot(ty, w.row(r), bytemuck::cast_slice(&a));
-                        let got = out[t * rows + r];
-                        assert!(
-                            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-                            "{ty} n_tok {n_tok} row {r} token {t}: {got} vs {want}"
-                        );
+            let repacked = PackedMatrix::fits(ty, rows, cols).then(|| Matrix {
+                packed: Some(Arc::new(PackedMatrix::pack_q4_0(plain.data, rows, cols))),
+                ..plain.clone()
+            });
+            for w in std::iter::once(&plain).chain(&repacked) {
+                let a_ty = dot::vec_dot_type(ty);
+                for n_tok in [1, 2, 5, 20] {
+                    let x = pseudo_random(n_tok * cols, 7 + n_tok as u32);
+                    let mut out = vec![0.0; n_tok * rows];
+                    matmul(
+                        w,
+                        &x,
+                        &mut out,
+                        &mut MatmulScratch::default(),
+                        Precision::Quantized,
+                    );
+                    for t in 0..n_tok {
+                        let mut a = vec![0u32; a_ty.bytes_for(cols as u64).unwrap() as usize / 4];
+                        quantize(
+                            a_ty,
+                            &x[t * cols..(t + 1) * cols],
+                            bytemuck::cast_slice_mut(&mut a),
+                        )
+                        .unwrap();
+                        for r in 0..rows {
+                            let want = dot::vec_dot(ty, w.row(r), bytemuck::cast_slice(&a));
+                            let got = out[t * rows + r];
+                            assert!(
+                                (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                                "{ty} n_tok {n_tok} row {r} token {t}: {got} vs {want}"
+                            );
+                        }
                     }
                 }
             }

@@ -3,6 +3,7 @@
 mod floats;
 mod kquants;
 mod legacy;
+mod packed;
 pub mod quantize;
 
 use std::arch::x86_64::*;
@@ -22,7 +23,8 @@ pub fn kernels(ty: GgmlType) -> Option<TypeKernels> {
             dot::<legacy::Q4_0>,
             gk(gemm::<legacy::Q4_0>, pack_bytes::<legacy::Q4_0>, 8),
             legacy::gemv::<legacy::Q4_0>,
-        ),
+        )
+        .map(|k| k.with_packed(packed::q4_0)),
         GgmlType::Q4_1 => kv(
             quantize::q8_1,
             dot::<legacy::Q4_1>,

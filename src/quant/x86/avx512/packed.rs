@@ -1,0 +1,107 @@
+//! Packed Q4_0 groups ([`crate::quant::packed`]) against Q8_0 activations: per block, four
+//! loads and a nibble split give the values of all sixteen rows, and each `vpdpbusd`
+//! multiplies four of them per row by a broadcast of the token's matching four
+//! activations. Up to four tokens share each unpacked block.
+
+use std::arch::x86_64::*;
+
+use crate::quant::packed::{PackedJob, PackedMatrix, GROUP_ROWS};
+
+/// Bytes ahead of the block being multiplied that the kernel prefetches: the groups
+/// stream from memory, and asking early keeps more misses in flight.
+const PREFETCH_AHEAD: usize = 16384;
+
+/// Pointers into one Q8_0 activation row.
+#[derive(Clone, Copy)]
+struct Act {
+    qs: *const i8,
+    d: *const f32,
+    sum: *const i32,
+}
+
+/// Tokens `t0..t0 + TN` against one group.
+#[inline(always)]
+unsafe fn tile<const TN: usize>(job: &PackedJob, group: *const u8, g: usize, t0: usize) {
+    let nb = job.cols / 32;
+    // SAFETY: the job passed `check`: the group holds `nb` blocks of quants and then their
+    // scales; tokens t0..t0 + TN have activation rows of `cols`; `out` is the caller's.
+    unsafe {
+        let acts: [Act; TN] = std::array::from_fn(|t| {
+            let row = job.acts.as_ptr().add((t0 + t) * job.act_stride);
+            Act {
+                qs: row.cast(),
+                d: row.add(job.cols).cast(),
+                sum: row.add(job.cols + 4 * nb).cast(),
+            }
+        });
+        let d = group.add(nb * 256);
+        let nib = _mm512_set1_epi8(0x0F);
+        let mut acc = [_mm512_setzero_ps(); TN];
+        for b in 0..nb {
+            let q = group.add(256 * b);
+            _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(PREFETCH_AHEAD).cast());
+            _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(PREFETCH_AHEAD + 64).cast());
+            _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(PREFETCH_AHEAD + 128).cast());
+            _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(PREFETCH_AHEAD + 192).cast());
+            let mut lo = [_mm512_setzero_si512(); 4];
+            let mut hi = [_mm512_setzero_si512(); 4];
+            for v in 0..4 {
+                let x = _mm512_loadu_si512(q.add(64 * v).cast());
+                lo[v] = _mm512_and_si512(x, nib);
+                hi[v] = _mm512_and_si512(_mm512_srli_epi16::<4>(x), nib);
+            }
+            let dw = _mm512_cvtph_ps(_mm256_loadu_si256(d.add(32 * b).cast()));
+            for (t, a) in acts.iter().enumerate() {
+                let aq = a.qs.add(32 * b).cast::<i32>();
+                // Two chains, low and high nibbles, so the multiplies overlap.
+                let mut s0 = _mm512_set1_epi32(-8 * *a.sum.add(b));
+                let mut s1 = _mm512_setzero_si512();
+                for v in 0..4 {
+                    s0 = _mm512_dpbusd_epi32(
+                        s0,
+                        lo[v],
+                        _mm512_set1_epi32(aq.add(v).read_unaligned()),
+                    );
+                    s1 = _mm512_dpbusd_epi32(
+                        s1,
+                        hi[v],
+                        _mm512_set1_epi32(aq.add(4 + v).read_unaligned()),
+                    );
+                }
+                let s = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+                let p = _mm512_mul_ps(_mm512_mul_ps(s, _mm512_set1_ps(*a.d.add(b))), dw);
+                acc[t] = _mm512_add_ps(acc[t], p);
+            }
+        }
+        for (t, acc) in acc.iter().enumerate() {
+            _mm512_storeu_ps(
+                job.out.add((t0 + t) * job.out_stride + g * GROUP_ROWS),
+                *acc,
+            );
+        }
+    }
+}
+
+/// # Safety
+/// As [`crate::quant::packed::PackedFn`], on a CPU with the AVX-512 path's features.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn q4_0(job: &PackedJob) {
+    let stride = PackedMatrix::group_stride(job.cols);
+    for g in 0..job.n_groups() {
+        let group = job.groups[g * stride..].as_ptr();
+        let mut t0 = 0;
+        // SAFETY: forwarded contract.
+        unsafe {
+            while t0 + 4 <= job.n_tok {
+                tile::<4>(job, group, g, t0);
+                t0 += 4;
+            }
+            match job.n_tok - t0 {
+                0 => {}
+                1 => tile::<1>(job, group, g, t0),
+                2 => tile::<2>(job, group, g, t0),
+                _ => tile::<3>(job, group, g, t0),
+            }
+        }
+    }
+}
