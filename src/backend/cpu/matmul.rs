@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use crate::model::weights::Matrix;
 use crate::quant::acts::Acts;
 use crate::quant::kernels::{kernels, TypeKernels};
-use crate::quant::packed::PackedJob;
+use crate::quant::packed::{PackedJob, PackedMatrix};
 
 use super::ops;
 
@@ -196,9 +196,15 @@ pub fn matmul_many(
         });
 }
 
-/// Whether `w` runs through [`run_rows`]: repacked, or with a row kernel for its type.
+/// Whether `w` runs through [`run_rows`]: repacked (and the path has the kernel for
+/// it), or with a row kernel for its type.
 fn splits_rows(w: &Matrix, k: &TypeKernels) -> bool {
-    w.packed.is_some() || k.has_gemv()
+    packed(w, k).is_some() || k.has_gemv()
+}
+
+/// The repacked copy of `w`, if it has one that this path's kernels read.
+fn packed<'w>(w: &'w Matrix, k: &TypeKernels) -> Option<&'w PackedMatrix> {
+    w.packed.as_deref().filter(|_| k.has_packed())
 }
 
 /// Rows `r0..r0 + rows` (multiples of 16, or up to the last row) of `w` times every
@@ -216,7 +222,7 @@ unsafe fn run_rows(
     out: *mut f32,
     out_stride: usize,
 ) {
-    if let Some(p) = &w.packed {
+    if let Some(p) = packed(w, k) {
         let job = PackedJob {
             groups: p.groups(r0, rows),
             cols: w.cols,
@@ -273,7 +279,6 @@ fn exact(w: &Matrix, x: &[f32], out: &mut [f32], n_tok: usize, by_row: &mut Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::packed::PackedMatrix;
     use crate::quant::{dot, quantize, GgmlType};
     use std::sync::Arc;
 
