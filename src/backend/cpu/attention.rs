@@ -99,14 +99,7 @@ pub fn attend_one(out: &mut [f32], q: &[f32], kv: &KvView, n_seen: usize, kv_off
                         }
                     };
             }
-            let new_max = max.max(ops::max(scores));
-            if new_max > max {
-                let rescale = (max - new_max).exp();
-                sum *= rescale;
-                ops::scale(out, rescale);
-                max = new_max;
-            }
-            sum += ops::exp_sub_sum(scores, max);
+            softmax_step(scores, &mut max, &mut sum, out);
             for (j, &w) in scores.iter().enumerate() {
                 match kv.rows {
                     Rows::F32 { v, .. } => ops::axpy(w, &v[row(start + j)], out),
@@ -150,30 +143,57 @@ fn attend_with(out: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, s: &mut Att
             }
             kv.value(start + j, tile.kv_offset, &mut s.v[j * hd..(j + 1) * hd]);
         }
-        let mut scores = [0.0f32; BLOCK];
-        for r in 0..rows {
+        let mut r = 0;
+        while r < rows {
+            // Four rows that all see the whole block go through the four-row kernels,
+            // which load each key and value once for all four.
+            if nb == BLOCK && r + 4 <= rows && seen(r) >= start + BLOCK {
+                let mut scores = [0.0f32; 4 * BLOCK];
+                ops::dot_columns4(&s.q[r * hd..(r + 4) * hd], &s.kt[..hd * BLOCK], &mut scores);
+                for (i, scores) in scores.chunks_exact_mut(BLOCK).enumerate() {
+                    let o = &mut out[(r + i) * hd..(r + i + 1) * hd];
+                    softmax_step(scores, &mut s.max[r + i], &mut s.sum[r + i], o);
+                }
+                ops::add_weighted_rows4(
+                    &scores,
+                    &s.v[..BLOCK * hd],
+                    &mut out[r * hd..(r + 4) * hd],
+                );
+                r += 4;
+                continue;
+            }
             let Some(n) = seen(r).checked_sub(start).filter(|&n| n > 0) else {
+                r += 1;
                 continue;
             };
             let n = n.min(nb);
+            let mut scores = [0.0f32; BLOCK];
             ops::dot_columns(&s.q[r * hd..(r + 1) * hd], &s.kt[..hd * BLOCK], &mut scores);
             let scores = &mut scores[..n];
             let o = &mut out[r * hd..(r + 1) * hd];
-            let new_max = s.max[r].max(ops::max(scores));
-            if new_max > s.max[r] {
-                // What was summed against the old maximum is worth exp(old - new) of it now.
-                let rescale = (s.max[r] - new_max).exp();
-                s.sum[r] *= rescale;
-                ops::scale(o, rescale);
-                s.max[r] = new_max;
-            }
-            s.sum[r] += ops::exp_sub_sum(scores, new_max);
+            softmax_step(scores, &mut s.max[r], &mut s.sum[r], o);
             ops::add_weighted_rows(scores, &s.v[..n * hd], o);
+            r += 1;
         }
     }
     for (o, &sum) in out.chunks_mut(hd).zip(&s.sum[..rows]) {
         ops::scale(o, 1.0 / sum);
     }
+}
+
+/// One block of the online softmax for one row: `scores` become `e^(score - max)` against
+/// the running maximum, the running sum takes them, and `out` (what earlier blocks added)
+/// is rescaled when the maximum grows.
+fn softmax_step(scores: &mut [f32], max: &mut f32, sum: &mut f32, out: &mut [f32]) {
+    let new_max = max.max(ops::max(scores));
+    if new_max > *max {
+        // What was summed against the old maximum is worth exp(old - new) of it now.
+        let rescale = (*max - new_max).exp();
+        *sum *= rescale;
+        ops::scale(out, rescale);
+        *max = new_max;
+    }
+    *sum += ops::exp_sub_sum(scores, new_max);
 }
 
 #[cfg(test)]

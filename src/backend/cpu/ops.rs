@@ -98,6 +98,34 @@ pub fn add_weighted_rows(p: &[f32], rows: &[f32], out: &mut [f32]) {
     )
 }
 
+/// [`dot_columns`] for four query rows at once (`q`: `[4][d]`, `kt`: `[d][32]`, `out`:
+/// `[4][32]`).
+pub fn dot_columns4(q: &[f32], kt: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if kernels().path == Path::Avx512 {
+        // SAFETY: the AVX-512 path is only chosen on a CPU that has it.
+        return unsafe { crate::quant::x86::avx512::attention::dot_columns4(q, kt, out) };
+    }
+    let d = q.len() / 4;
+    for (q, out) in q.chunks_exact(d).zip(out.chunks_exact_mut(32)) {
+        dot_columns(q, &kt[..32 * d], out);
+    }
+}
+
+/// [`add_weighted_rows`] for four rows of 32 probabilities at once (`p`: `[4][32]`,
+/// `rows`: `[32][d]`, `out`: `[4][d]`).
+pub fn add_weighted_rows4(p: &[f32], rows: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if kernels().path == Path::Avx512 {
+        // SAFETY: the AVX-512 path is only chosen on a CPU that has it.
+        return unsafe { crate::quant::x86::avx512::attention::add_weighted_rows4(p, rows, out) };
+    }
+    let d = out.len() / 4;
+    for (p, out) in p.chunks_exact(32).zip(out.chunks_exact_mut(d)) {
+        add_weighted_rows(p, &rows[..32 * d], out);
+    }
+}
+
 /// `x *= s`
 pub fn scale(x: &mut [f32], s: f32) {
     dispatch!(scale(x, s), scalar::scale(x, s))
@@ -115,7 +143,10 @@ pub fn max(x: &[f32]) -> f32 {
 
 /// `x = e^(x - max)`, returning the sum.
 pub fn exp_sub_sum(x: &mut [f32], max: f32) -> f32 {
-    dispatch!(exp_sub_sum(x, max), scalar::exp_sub_sum(x, max))
+    dispatch!(
+        avx512 exp_sub_sum(x, max),
+        scalar::exp_sub_sum(x, max)
+    )
 }
 
 /// In-place softmax with the maximum subtracted first.
@@ -332,6 +363,57 @@ mod tests {
             }
         }
         all
+    }
+
+    /// The four-row attention kernels give each row the bits of the single-row kernels
+    /// (attention must not depend on how rows are grouped), and match the scalar loops.
+    #[test]
+    fn four_row_block_kernels_match_the_scalar_loops() {
+        let value = |i: usize| ((i * 7919 % 1009) as f32 / 504.5 - 1.0) * 1.3;
+        for d in [16, 64, 80, 128] {
+            let q: Vec<f32> = (0..4 * d).map(|i| value(i + 5)).collect();
+            let kt: Vec<f32> = (0..32 * d).map(value).collect();
+            let (mut f, mut g) = (vec![0.0; 128], vec![0.0; 128]);
+            dot_columns4(&q, &kt, &mut f);
+            for r in 0..4 {
+                dot_columns(&q[r * d..(r + 1) * d], &kt, &mut g[32 * r..32 * r + 32]);
+            }
+            assert_eq!(
+                f, g,
+                "dot_columns4 d {d}: rows differ from single-row calls"
+            );
+            for r in 0..4 {
+                scalar::dot_columns(&q[r * d..(r + 1) * d], &kt, &mut g[32 * r..32 * r + 32]);
+            }
+            for (i, (x, y)) in f.iter().zip(&g).enumerate() {
+                let (r, j) = (i / 32, i % 32);
+                let abs: f32 = (0..d).map(|k| (q[r * d + k] * kt[32 * k + j]).abs()).sum();
+                assert!((x - y).abs() <= 1e-6 * abs.max(1.0), "dot_columns4 d {d}");
+            }
+            let p: Vec<f32> = (0..128).map(|i| value(i + 9).abs()).collect();
+            let init: Vec<f32> = (0..4 * d).map(|i| value(i + 3)).collect();
+            let (mut f, mut g) = (init.clone(), init.clone());
+            add_weighted_rows4(&p, &kt, &mut f);
+            for r in 0..4 {
+                add_weighted_rows(&p[32 * r..32 * r + 32], &kt, &mut g[r * d..(r + 1) * d]);
+            }
+            assert_eq!(
+                f, g,
+                "add_weighted_rows4 d {d}: rows differ from single-row calls"
+            );
+            let mut g = init.clone();
+            for r in 0..4 {
+                scalar::add_weighted_rows(&p[32 * r..32 * r + 32], &kt, &mut g[r * d..(r + 1) * d]);
+            }
+            for (i, (x, y)) in f.iter().zip(&g).enumerate() {
+                let (r, c) = (i / d, i % d);
+                let abs: f32 = init[i].abs()
+                    + (0..32)
+                        .map(|j| (p[32 * r + j] * kt[j * d + c]).abs())
+                        .sum::<f32>();
+                assert!((x - y).abs() <= 1e-6 * abs.max(1.0), "weighted4 d {d}");
+            }
+        }
     }
 
     /// The attention block kernels, over widths and depths around the vector sizes.
