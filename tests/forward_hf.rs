@@ -71,15 +71,18 @@ fn batched_scoring_equals_one_pass() {
         .forward(&tokens, ropewalk::model::Logits::All)
         .unwrap()
         .to_vec();
-    let mut batched = ropewalk::model::Session::new(&model, 64, 16);
-    let mut got = Vec::new();
-    batched
-        .forward_each_batch(&tokens, |start, logits| {
-            assert_eq!(start, got.len() / model.config.n_vocab);
-            got.extend_from_slice(logits);
-        })
-        .unwrap();
-    assert_eq!(got, want);
+    // 40 tokens in batches of 16 (16, 16, 8) and of 13 (13, 13, 13, 1: a batch of one).
+    for n_batch in [16, 13] {
+        let mut batched = ropewalk::model::Session::new(&model, 64, n_batch);
+        let mut got = Vec::new();
+        batched
+            .forward_each_batch(&tokens, |start, logits| {
+                assert_eq!(start, got.len() / model.config.n_vocab);
+                got.extend_from_slice(logits);
+            })
+            .unwrap();
+        assert!(got == want, "batches of {n_batch} differ from one pass");
+    }
 }
 
 /// f16 and Q8_0 caches stay close to the f32 one on the long prompt: the same final

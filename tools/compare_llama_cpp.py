@@ -127,10 +127,14 @@ def llama_bench(path, a):
     return json.loads(out)
 
 
-def ropewalk_bench(path, a):
+def ropewalk_bench(path, a, extra=()):
     out = run([ROPEWALK, "bench", "-m", path, "-p", a.pp, "-n", a.tg, "-t", a.threads,
-               "-r", a.reps, "-o", "json"])
+               "-r", a.reps, "-o", "json", *extra])
     return json.loads(out)
+
+
+def ropewalk_no_repack(path, a):
+    return ropewalk_bench(path, a, ["--no-repack"])
 
 
 def test_name(r):
@@ -147,6 +151,9 @@ def main():
     ap.add_argument("--pp", type=int, default=512, help="prompt length (default 512)")
     ap.add_argument("--tg", type=int, default=128, help="tokens generated (default 128)")
     ap.add_argument("--no-bandwidth", action="store_true", help="skip the bandwidth runs")
+    ap.add_argument("--no-repack-too", action="store_true",
+                    help="also run ropewalk --no-repack on the Q4_0 rows (the effect of "
+                         "repacking at load, measured in the same rounds)")
     ap.add_argument("--bw-mib", type=int, default=2048, help="bandwidth buffer (MiB)")
     ap.add_argument("--no-build", action="store_true",
                     help="use target/release/ropewalk as it is")
@@ -196,12 +203,16 @@ def main():
     # samples[(row, test)][engine] = {"samples_ts": [...], "round_means": [...]}
     samples = {}
     engines = [("llama.cpp", llama_bench), ("ropewalk", ropewalk_bench)]
+    if a.no_repack_too:
+        engines.append(("ropewalk --no-repack", ropewalk_no_repack))
     result["load_by_round"] = []
     for rnd in range(a.rounds):
         result["load_by_round"].append(load_average())
         order = engines if rnd % 2 == 0 else engines[::-1]
         for name in names:
             for engine, bench in order:
+                if engine == "ropewalk --no-repack" and "q4_0" not in name:
+                    continue
                 rows = bench(paths[name], a)
                 if engine == "llama.cpp":
                     result.setdefault("llama_cpp_build", f"{rows[0].get('build_commit')} "
@@ -231,11 +242,16 @@ def main():
 
     lines = [f"{a.threads} threads, {a.rounds} rounds x {a.reps} repetitions, medians of "
              f"tokens/s over all of them; llama.cpp {result.get('llama_cpp_build', '?')}",
-             "", "| model | test | llama.cpp t/s | ropewalk t/s | ratio |",
-             "|---|---|---:|---:|---:|"]
+             "", "| model | test | llama.cpp t/s | ropewalk t/s | ratio |"
+             + (" ropewalk --no-repack t/s |" if a.no_repack_too else ""),
+             "|---|---|---:|---:|---:|" + ("---:|" if a.no_repack_too else "")]
     for e in table:
-        lines.append(f"| {e['model']} | {e['test']} | {e['llama.cpp']['median_ts']:.2f} | "
-                     f"{e['ropewalk']['median_ts']:.2f} | {e['ratio']:.2f} |")
+        line = (f"| {e['model']} | {e['test']} | {e['llama.cpp']['median_ts']:.2f} | "
+                f"{e['ropewalk']['median_ts']:.2f} | {e['ratio']:.2f} |")
+        if a.no_repack_too:
+            plain = e.get("ropewalk --no-repack")
+            line += f" {plain['median_ts']:.2f} |" if plain else " |"
+        lines.append(line)
 
     if not a.no_bandwidth:
         per_token = bytes_per_token(paths[SEVEN_B])

@@ -49,7 +49,8 @@ def plot(results, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, axes = plt.subplots(1, 3, figsize=(18, 5.5))
+    a = axes[0]
     for method in METHODS:
         rows = sorted((r["n_ctx"], r["ppl"]) for r in results if r["method"] == method)
         if rows:
@@ -58,23 +59,25 @@ def plot(results, out):
     a.set_yscale("log")
     a.axvline(8192, color="grey", linestyle=":", label="trained context")
     a.set_xlabel("context size (tokens)")
-    a.set_ylabel("perplexity")
-    a.set_title("SmolLM2-135M (trained at 8192) on Alice, by RoPE scaling")
+    a.set_ylabel("perplexity (log scale)")
+    a.set_title("SmolLM2-135M (trained at 8192) on Alice")
     a.legend(fontsize=8)
-    biggest = max((r["n_ctx"] for r in results), default=0)
-    for r in results:
-        if r["n_ctx"] != biggest:
-            continue
-        xs = [(bk["from"] + bk["to"]) / 2 for bk in r["buckets"] if bk["mean_nll"] is not None]
-        ys = [bk["mean_nll"] for bk in r["buckets"] if bk["mean_nll"] is not None]
-        b.plot(xs, ys, marker="o", label=r["method"])
-    b.axvline(8192, color="grey", linestyle=":")
-    b.set_xlabel(f"position in the {biggest}-token window")
-    b.set_ylabel("mean NLL")
-    b.set_title(f"mean NLL by position at context {biggest}")
-    b.legend(fontsize=8)
+    # Mean NLL by position at the two longest contexts.
+    for b, ctx in zip(axes[1:], (16384, 32768)):
+        for method in METHODS:
+            for r in results:
+                if r["n_ctx"] != ctx or r["method"] != method:
+                    continue
+                pts = [((bk["from"] + bk["to"]) / 2, bk["mean_nll"])
+                       for bk in r["buckets"] if bk["mean_nll"] is not None]
+                b.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=method)
+        b.axvline(8192, color="grey", linestyle=":")
+        b.set_xlabel(f"position in the {ctx}-token window")
+        b.set_ylabel("mean NLL of the bucket")
+        b.set_title(f"mean NLL by position, context {ctx}")
+        b.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "long_context.png"), dpi=110)
+    fig.savefig(os.path.join(out, "long_context.png"), dpi=100)
 
 
 def table(results):
@@ -86,6 +89,23 @@ def table(results):
         if by_ctx:
             cells = [f"{by_ctx[c]:.2f}" if c in by_ctx else "" for c in ctxs]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def bucket_table(results, ctx):
+    """Mean NLL by position bucket of every method at context `ctx`."""
+    rows = [r for r in results if r["n_ctx"] == ctx]
+    if not rows:
+        return ""
+    edges = [(b["from"], b["to"]) for b in rows[0]["buckets"]]
+    lines = ["| method | " + " | ".join(f"{lo // 1024}-{hi // 1024}k" for lo, hi in edges) + " |",
+             "|---|" + "---:|" * len(edges)]
+    for method in METHODS:
+        for r in rows:
+            if r["method"] == method:
+                cells = [f"{b['mean_nll']:.3f}" if b["mean_nll"] is not None else ""
+                         for b in r["buckets"]]
+                lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -115,6 +135,10 @@ def main():
                 with open(path, "a") as f:
                     f.write(json.dumps(report) + "\n")
     print(table(results))
+    for ctx in (16384, 32768):
+        text = bucket_table(results, ctx)
+        if text:
+            print(f"\nmean NLL by position at context {ctx}\n\n{text}")
     if results:
         plot(results, args.out)
 

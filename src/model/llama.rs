@@ -361,10 +361,18 @@ fn attention(
     let q_dim = c.n_heads * hd;
     let n = q.len() / q_dim;
     if n == 1 {
-        // One token: heads go alone, so every thread has work, and read the cache
-        // in place.
+        // One token: heads go alone, so every thread has work. Each is a tile of one
+        // row, with the arithmetic of any other tile: a token's attention has the same
+        // bits however the tokens were batched.
         att.par_chunks_mut(hd).enumerate().for_each(|(h, out)| {
-            attention::attend_one(out, &q[h * hd..(h + 1) * hd], kv, pos0 + 1, h / group * hd);
+            let tile = Tile {
+                head_dim: hd,
+                group: 1,
+                kv_offset: h / group * hd,
+                first_seen: pos0 + 1,
+                q_stride: q_dim,
+            };
+            attention::attend(out, &q[h * hd..(h + 1) * hd], kv, &tile);
         });
         return;
     }

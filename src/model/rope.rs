@@ -264,8 +264,12 @@ impl fmt::Display for RopeConfig {
     }
 }
 
-/// The rotation tables of one forward pass: `[n][dims / 2]` cos and sin for its
-/// positions, built once per pass and shared by every layer.
+/// The rotation tables: cos and sin for each position and pair, computed in f64 and
+/// stored in f32. For every method but dynamic NTK they depend on the position alone, so
+/// each position's row is computed once per session, the first time a pass reaches it,
+/// and kept (`[n_ctx][dims / 2]` at most: 8 MiB at 32k positions of 64-dim heads).
+/// Dynamic NTK's frequencies depend on the pass, so its rows are those of the current
+/// pass, recomputed each time.
 pub struct Rope {
     config: RopeConfig,
     /// The frequencies of every method but dynamic NTK, whose depend on the pass.
@@ -274,6 +278,8 @@ pub struct Rope {
     half: usize,
     cos: Vec<f32>,
     sin: Vec<f32>,
+    /// The table row of the prepared pass's first position.
+    first_row: usize,
 }
 
 impl Rope {
@@ -289,6 +295,7 @@ impl Rope {
             config,
             cos: Vec::new(),
             sin: Vec::new(),
+            first_row: 0,
         }
     }
 
@@ -296,26 +303,27 @@ impl Rope {
         &self.config
     }
 
-    /// Fills the tables for positions `pos0..pos0 + n` of a forward pass that ends at
-    /// `seq_len`. Dynamic NTK uses `seq_len` for the whole pass and later passes recompute
-    /// it, while keys already cached keep the rotation they were written with, as Hugging
-    /// Face does.
+    /// Makes the rows of positions `pos0..pos0 + n` of a forward pass that ends at
+    /// `seq_len` ready. Dynamic NTK uses `seq_len` for the whole pass and later passes
+    /// recompute it, while keys already cached keep the rotation they were written with,
+    /// as Hugging Face does.
     pub fn prepare(&mut self, pos0: usize, n: usize, seq_len: usize) {
-        let dynamic;
-        let inv_freq = match &self.fixed_inv_freq {
-            Some(f) => f,
-            None => {
-                dynamic = self.config.inv_freq(seq_len);
-                &dynamic
+        match &self.fixed_inv_freq {
+            Some(inv_freq) => {
+                let have = self.cos.len() / self.half;
+                for p in have..pos0 + n {
+                    push_row(&mut self.cos, &mut self.sin, p, inv_freq, self.mscale);
+                }
+                self.first_row = pos0;
             }
-        };
-        self.cos.clear();
-        self.sin.clear();
-        for p in pos0..pos0 + n {
-            for &theta in inv_freq {
-                let (s, c) = (p as f64 * theta).sin_cos();
-                self.cos.push((c * self.mscale) as f32);
-                self.sin.push((s * self.mscale) as f32);
+            None => {
+                let inv_freq = self.config.inv_freq(seq_len);
+                self.cos.clear();
+                self.sin.clear();
+                for p in pos0..pos0 + n {
+                    push_row(&mut self.cos, &mut self.sin, p, &inv_freq, self.mscale);
+                }
+                self.first_row = 0;
             }
         }
     }
@@ -323,8 +331,8 @@ impl Rope {
     /// Rotates every head of `x` (`n_heads * dims` values) to the `t`-th position of the
     /// prepared pass.
     pub fn apply(&self, x: &mut [f32], t: usize) {
-        let cos = &self.cos[t * self.half..(t + 1) * self.half];
-        let sin = &self.sin[t * self.half..(t + 1) * self.half];
+        let row = (self.first_row + t) * self.half..(self.first_row + t + 1) * self.half;
+        let (cos, sin) = (&self.cos[row.clone()], &self.sin[row]);
         for head in x.chunks_exact_mut(2 * self.half) {
             for (pair, (&c, &s)) in head.chunks_exact_mut(2).zip(cos.iter().zip(sin)) {
                 let (x0, x1) = (pair[0], pair[1]);
@@ -332,6 +340,15 @@ impl Rope {
                 pair[1] = x0 * s + x1 * c;
             }
         }
+    }
+}
+
+/// Appends position `p`'s cos and sin row.
+fn push_row(cos: &mut Vec<f32>, sin: &mut Vec<f32>, p: usize, inv_freq: &[f64], mscale: f64) {
+    for &theta in inv_freq {
+        let (s, c) = (p as f64 * theta).sin_cos();
+        cos.push((c * mscale) as f32);
+        sin.push((s * mscale) as f32);
     }
 }
 

@@ -120,6 +120,8 @@ impl PackedJob<'_> {
         assert!(self.cols.is_multiple_of(QK));
         assert!(self.groups.len().is_multiple_of(stride));
         assert!(self.act_stride >= ActFormat::Q8_0.row_bytes(self.cols));
+        // The kernels read each row's scales and sums as aligned f32 and i32.
+        assert!(self.act_stride.is_multiple_of(4));
         assert!(
             self.n_tok == 0
                 || self.acts.len()

@@ -8,7 +8,7 @@
 //! tile and then serves every row of it, so the inner loops are plain f32 FMAs over data
 //! in L1 rather than a conversion per query and key.
 
-use crate::model::kv_cache::{KvView, Rows};
+use crate::model::kv_cache::KvView;
 
 use super::ops;
 
@@ -73,48 +73,6 @@ pub fn attend(out: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile) {
     SCRATCH.with_borrow_mut(|s| attend_with(out, q, kv, tile, s))
 }
 
-/// One query row read straight from the cache, a key at a time: for a single token the
-/// cost is reading the cache once, and decoding blocks for a tile of one would only add
-/// to it.
-pub fn attend_one(out: &mut [f32], q: &[f32], kv: &KvView, n_seen: usize, kv_offset: usize) {
-    SCRATCH.with_borrow_mut(|s| {
-        let hd = q.len();
-        s.fit(1, hd);
-        let row = |pos: usize| pos * kv.kv_dim + kv_offset..pos * kv.kv_dim + kv_offset + hd;
-        let scale = 1.0 / (hd as f32).sqrt();
-        let (mut max, mut sum) = (f32::NEG_INFINITY, 0.0f32);
-        let mut scores = [0.0f32; BLOCK];
-        out.fill(0.0);
-        for start in (0..n_seen).step_by(BLOCK) {
-            let n = BLOCK.min(n_seen - start);
-            let scores = &mut scores[..n];
-            for (j, sc) in scores.iter_mut().enumerate() {
-                *sc = scale
-                    * match kv.rows {
-                        Rows::F32 { k, .. } => ops::dot(q, &k[row(start + j)]),
-                        Rows::F16 { k, .. } => ops::dot_f16(q, &k[row(start + j)]),
-                        Rows::Q8_0 { .. } => {
-                            kv.key(start + j, kv_offset, &mut s.row[..hd]);
-                            ops::dot(q, &s.row[..hd])
-                        }
-                    };
-            }
-            softmax_step(scores, &mut max, &mut sum, out);
-            for (j, &w) in scores.iter().enumerate() {
-                match kv.rows {
-                    Rows::F32 { v, .. } => ops::axpy(w, &v[row(start + j)], out),
-                    Rows::F16 { v, .. } => ops::axpy_f16(w, &v[row(start + j)], out),
-                    Rows::Q8_0 { .. } => {
-                        kv.value(start + j, kv_offset, &mut s.row[..hd]);
-                        ops::axpy(w, &s.row[..hd], out)
-                    }
-                }
-            }
-        }
-        ops::scale(out, 1.0 / sum);
-    })
-}
-
 fn attend_with(out: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, s: &mut AttnScratch) {
     let hd = tile.head_dim;
     let rows = out.len() / hd;
@@ -135,7 +93,10 @@ fn attend_with(out: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, s: &mut Att
     for start in (0..last).step_by(BLOCK) {
         let nb = BLOCK.min(last - start);
         // Decode once, transposing keys so a query meets a block of them in one pass.
-        s.kt[..hd * BLOCK].fill(0.0);
+        if nb < BLOCK {
+            // Columns past the block's end are scored (and then ignored): keep them finite.
+            s.kt[..hd * BLOCK].fill(0.0);
+        }
         for j in 0..nb {
             kv.key(start + j, tile.kv_offset, &mut s.row[..hd]);
             for (d, &x) in s.row[..hd].iter().enumerate() {
@@ -226,37 +187,44 @@ mod tests {
     /// edges of blocks, every cache type.
     #[test]
     fn tiles_equal_the_full_softmax() {
-        let (hd, kv_dim, offset) = (64, 128, 64);
-        let value = |i: usize, m: usize| ((i * m) % 1000) as f32 / 250.0 - 2.0;
-        for ty in [CacheType::F32, CacheType::F16, CacheType::Q8_0] {
-            for (n, group, tokens) in [(1, 1, 1), (2, 3, 2), (33, 1, 5), (100, 3, 4), (257, 4, 16)]
-            {
-                let keys: Vec<f32> = (0..n * kv_dim).map(|i| value(i, 7919)).collect();
-                let values: Vec<f32> = (0..n * kv_dim).map(|i| value(i, 104729) * 0.5).collect();
-                let mut cache = KvCache::new(ty, 1, n, kv_dim);
-                cache.store(0, 0, &keys, &values);
-                let kv = cache.layer(0, n);
-                let rows = group * tokens;
-                let q: Vec<f32> = (0..rows * hd).map(|i| (i as f32 * 0.1).cos()).collect();
-                let tile = Tile {
-                    head_dim: hd,
-                    group,
-                    kv_offset: offset,
-                    first_seen: n + 1 - tokens,
-                    q_stride: group * hd,
-                };
-                let mut got = vec![0.0f32; rows * hd];
-                attend(&mut got, &q, &kv, &tile);
-                let mut one = vec![0.0f32; hd];
-                attend_one(&mut one, &q[..hd], &kv, tile.first_seen, offset);
-                for (g, w) in one.iter().zip(&got[..hd]) {
-                    assert!((g - w).abs() < 1e-5, "{ty} n {n} one row: {g} vs {w}");
-                }
-                for r in 0..rows {
-                    let want =
-                        textbook(&q[r * hd..][..hd], &kv, tile.first_seen + r / group, offset);
-                    for (g, w) in got[r * hd..][..hd].iter().zip(&want) {
-                        assert!((g - w).abs() < 1e-5, "{ty} n {n} row {r}: {g} vs {w}");
+        for (hd, kv_dim, offset) in [(64, 128, 64), (96, 192, 96)] {
+            let value = |i: usize, m: usize| ((i * m) % 1000) as f32 / 250.0 - 2.0;
+            for ty in [CacheType::F32, CacheType::F16, CacheType::Q8_0] {
+                for (n, group, tokens) in
+                    [(1, 1, 1), (2, 3, 2), (33, 1, 5), (100, 3, 4), (257, 4, 16)]
+                {
+                    let keys: Vec<f32> = (0..n * kv_dim).map(|i| value(i, 7919)).collect();
+                    let values: Vec<f32> =
+                        (0..n * kv_dim).map(|i| value(i, 104729) * 0.5).collect();
+                    let mut cache = KvCache::new(ty, 1, n, kv_dim);
+                    cache.store(0, 0, &keys, &values);
+                    let kv = cache.layer(0, n);
+                    let rows = group * tokens;
+                    let q: Vec<f32> = (0..rows * hd).map(|i| (i as f32 * 0.1).cos()).collect();
+                    let tile = Tile {
+                        head_dim: hd,
+                        group,
+                        kv_offset: offset,
+                        first_seen: n + 1 - tokens,
+                        q_stride: group * hd,
+                    };
+                    let mut got = vec![0.0f32; rows * hd];
+                    attend(&mut got, &q, &kv, &tile);
+                    // The first row alone, as a one-row tile: the same bits.
+                    let mut one = vec![0.0f32; hd];
+                    let alone = Tile { group: 1, ..tile };
+                    attend(&mut one, &q[..hd], &kv, &alone);
+                    assert_eq!(
+                        one,
+                        got[..hd],
+                        "{ty} n {n}: a row alone differs from its tile"
+                    );
+                    for r in 0..rows {
+                        let want =
+                            textbook(&q[r * hd..][..hd], &kv, tile.first_seen + r / group, offset);
+                        for (g, w) in got[r * hd..][..hd].iter().zip(&want) {
+                            assert!((g - w).abs() < 1e-5, "{ty} n {n} row {r}: {g} vs {w}");
+                        }
                     }
                 }
             }

@@ -1,6 +1,8 @@
 //! The element-wise and attention parts of the forward pass, on f32 rows. Each function
-//! takes the x86 vector kernels (`quant::x86::f32ops`) when the kernel table chose a SIMD
-//! path, and the plain loops of [`scalar`] otherwise; the two agree to rounding.
+//! takes the x86 vector kernels when the kernel table chose a SIMD path (AVX2 ones from
+//! `quant::x86::f32ops`, and for the compute-bound attention blocks and exponentials
+//! AVX-512 ones from `quant::x86::avx512::attention`), and the plain loops of [`scalar`]
+//! otherwise; they agree to rounding.
 
 #[cfg(target_arch = "x86_64")]
 use crate::quant::kernels::{kernels, Path};
@@ -370,7 +372,7 @@ mod tests {
     #[test]
     fn four_row_block_kernels_match_the_scalar_loops() {
         let value = |i: usize| ((i * 7919 % 1009) as f32 / 504.5 - 1.0) * 1.3;
-        for d in [16, 64, 80, 128] {
+        for d in [1, 7, 16, 64, 80, 100, 128] {
             let q: Vec<f32> = (0..4 * d).map(|i| value(i + 5)).collect();
             let kt: Vec<f32> = (0..32 * d).map(value).collect();
             let (mut f, mut g) = (vec![0.0; 128], vec![0.0; 128]);

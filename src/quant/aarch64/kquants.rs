@@ -35,7 +35,8 @@ unsafe fn k4_k5<M: Mac, const FIVE: bool>(w: &[u8], a: &[u8], n: usize) -> f32 {
     for (i, blk) in w.chunks_exact(bytes).take(n / QK_K).enumerate() {
         let scales: &[u8; K_SCALE_SIZE] = blk[4..16].try_into().expect("12 bytes");
         let qs = &blk[qs_at..qs_at + 128];
-        let qh = (load16(&blk[16..]), load16(&blk[32..]));
+        // Q5_K's fifth bits (Q4_K has none).
+        let qh = FIVE.then(|| (load16(&blk[16..]), load16(&blk[32..])));
         let act = &row.qs[i * QK_K..];
         let bsums = &row.bsums[i * 16..];
         let (mut sum_scaled, mut sum_mins) = (0i32, 0i32);
@@ -47,9 +48,9 @@ unsafe fn k4_k5<M: Mac, const FIVE: bool>(w: &[u8], a: &[u8], n: usize) -> f32 {
                 } else {
                     (low(q0), low(q1))
                 };
-                if FIVE {
-                    w0 = with_fifth(w0, qh.0, 1 << sub);
-                    w1 = with_fifth(w1, qh.1, 1 << sub);
+                if let Some((h0, h1)) = qh {
+                    w0 = with_fifth(w0, h0, 1 << sub);
+                    w1 = with_fifth(w1, h1, 1 << sub);
                 }
                 // SAFETY: the caller's CPU runs `M`.
                 let s = unsafe { sum32::<M>(w0, w1, &act[32 * sub..]) };

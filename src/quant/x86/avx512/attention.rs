@@ -11,7 +11,8 @@ use std::arch::x86_64::*;
 /// Each output lane sums even and odd `d` in two chains and adds them at the end; the
 /// four-row kernel does exactly this per row, so a row's scores have the same bits
 /// whichever of the two computes them (attention results must not depend on how a
-/// batch is cut into tiles).
+/// batch is cut into tiles). That holds for widths of whole vectors, as attention's
+/// blocks of 32 are; a scalar tail serves other widths.
 ///
 /// # Safety
 /// The CPU has AVX-512 F.
@@ -219,7 +220,8 @@ pub unsafe fn add_weighted_rows4(p: &[f32], v: &[f32], out: &mut [f32]) {
 }
 
 /// e^x for each lane: the AVX2 kernels' polynomial (Cephes, about 1 ulp) at twice the
-/// width; exactly 0 below the smallest normal result, as for -inf.
+/// width; exactly 0 below the smallest normal result, as for -inf. A NaN input comes out
+/// near 0 rather than NaN (the clamp drops it), as in the AVX2 version.
 #[inline(always)]
 unsafe fn exp16(x: __m512) -> __m512 {
     // SAFETY: register-only.
