@@ -16,6 +16,21 @@ fn simd() -> bool {
     kernels().path != Path::Scalar
 }
 
+/// The NEON kernels, where the table chose a NEON path: `neon!(f(args))` returns
+/// `quant::aarch64::f32ops::f(args)` then.
+macro_rules! neon {
+    ($simd:ident($($arg:expr),*)) => {
+        #[cfg(target_arch = "aarch64")]
+        if matches!(
+            crate::quant::kernels::kernels().path,
+            crate::quant::kernels::Path::Neon | crate::quant::kernels::Path::NeonDot
+        ) {
+            // SAFETY: NEON is part of every AArch64 CPU.
+            return unsafe { crate::quant::aarch64::f32ops::$simd($($arg),*) };
+        }
+    };
+}
+
 macro_rules! dispatch {
     (avx512 $simd:ident($($arg:expr),*), $scalar:expr) => {{
         #[cfg(target_arch = "x86_64")]
@@ -44,6 +59,7 @@ pub fn rms_norm(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
 }
 
 fn sum_sq(x: &[f32]) -> f32 {
+    neon!(sum_sq(x));
     dispatch!(sum_sq(x), scalar::sum_sq(x))
 }
 
@@ -65,11 +81,13 @@ pub fn add_assign(x: &mut [f32], y: &[f32]) {
 }
 
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    neon!(dot(a, b));
     dispatch!(dot(a, b), scalar::dot(a, b))
 }
 
 /// `Σ a_i * b_i` with `b` as f16 bits (an f16 KV cache row).
 pub fn dot_f16(a: &[f32], b: &[u16]) -> f32 {
+    neon!(dot_f16(a, b));
     dispatch!(dot_f16(a, b), scalar::dot_f16(a, b))
 }
 
@@ -80,12 +98,14 @@ pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 
 /// `y += a * x` with `x` as f16 bits (an f16 KV cache row).
 pub fn axpy_f16(a: f32, x: &[u16], y: &mut [f32]) {
+    neon!(axpy_f16(a, x, y));
     dispatch!(axpy_f16(a, x, y), scalar::axpy_f16(a, x, y))
 }
 
 /// `out[j] = Σ_d q[d] * kt[d * out.len() + j]`: one query against a block of keys
 /// stored column-major (`kt` is `[q.len()][out.len()]`).
 pub fn dot_columns(q: &[f32], kt: &[f32], out: &mut [f32]) {
+    neon!(dot_columns(q, kt, out));
     dispatch!(
         avx512 dot_columns(q, kt, out),
         scalar::dot_columns(q, kt, out)
@@ -135,16 +155,19 @@ pub fn scale(x: &mut [f32], s: f32) {
 
 /// f16 values (as bits) to f32.
 pub fn f16_to_f32(src: &[u16], out: &mut [f32]) {
+    neon!(f16_to_f32(src, out));
     dispatch!(f16_to_f32(src, out), scalar::f16_to_f32(src, out))
 }
 
 /// The largest value (-inf for none).
 pub fn max(x: &[f32]) -> f32 {
+    neon!(max(x));
     dispatch!(max(x), scalar::max(x))
 }
 
 /// `x = e^(x - max)`, returning the sum.
 pub fn exp_sub_sum(x: &mut [f32], max: f32) -> f32 {
+    neon!(exp_sub_sum(x, max));
     dispatch!(
         avx512 exp_sub_sum(x, max),
         scalar::exp_sub_sum(x, max)

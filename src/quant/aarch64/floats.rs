@@ -42,7 +42,7 @@ unsafe fn dot_by<const WIDTH: usize>(
 /// rebiasing the exponent with one multiply by 2^112, infinities and NaNs by setting the
 /// whole exponent.
 #[inline(always)]
-fn f16x4(h: uint16x4_t) -> float32x4_t {
+pub(super) fn f16x4(h: uint16x4_t) -> float32x4_t {
     // SAFETY: register-only NEON.
     unsafe {
         let x = vmovl_u16(h);
