@@ -50,6 +50,9 @@ unsafe fn tile<const TN: usize>(job: &PackedJob, group: *const u8, g: usize, t0:
                 lo[v] = _mm512_and_si512(x, nib);
                 hi[v] = _mm512_and_si512(_mm512_srli_epi16::<4>(x), nib);
             }
+            // The scales are a second, slower stream (32 bytes a block): ask for them as
+            // far ahead, in blocks, as for the quants.
+            _mm_prefetch::<_MM_HINT_T0>(d.wrapping_add(32 * b + PREFETCH_AHEAD / 8).cast());
             let dw = _mm512_cvtph_ps(_mm256_loadu_si256(d.add(32 * b).cast()));
             for (t, a) in acts.iter().enumerate() {
                 let aq = a.qs.add(32 * b).cast::<i32>();
