@@ -10,6 +10,7 @@ pub mod aarch64;
 pub mod acts;
 pub mod blocks;
 pub mod dot;
+pub mod exp_poly;
 pub mod floats;
 pub mod k_quants;
 pub mod kernels;

@@ -9,6 +9,7 @@
 use std::arch::aarch64::*;
 
 use super::floats::f16x4;
+use crate::quant::exp_poly;
 
 /// e^x for each lane: the x86 kernels' polynomial (Cephes, about 1 ulp); exactly 0 below
 /// the smallest normal result, as for -inf.
@@ -17,26 +18,20 @@ fn exp4(x: float32x4_t) -> float32x4_t {
     // SAFETY: register-only NEON.
     unsafe {
         let xc = vminq_f32(
-            vmaxq_f32(x, vdupq_n_f32(-87.336_54)),
-            vdupq_n_f32(88.376_26),
+            vmaxq_f32(x, vdupq_n_f32(exp_poly::MIN)),
+            vdupq_n_f32(exp_poly::MAX),
         );
         let fx = vrndnq_f32(vmulq_f32(xc, vdupq_n_f32(std::f32::consts::LOG2_E)));
-        let r = vfmsq_f32(xc, fx, vdupq_n_f32(0.693_359_4));
-        let r = vfmsq_f32(r, fx, vdupq_n_f32(-2.121_944_4e-4));
-        let mut y = vdupq_n_f32(1.987_569_1e-4);
-        for c in [
-            1.398_199_9e-3,
-            8.333_452e-3,
-            4.166_579_6e-2,
-            0.166_666_65,
-            0.5,
-        ] {
+        let r = vfmsq_f32(xc, fx, vdupq_n_f32(exp_poly::LN2_HI));
+        let r = vfmsq_f32(r, fx, vdupq_n_f32(exp_poly::LN2_LO));
+        let mut y = vdupq_n_f32(exp_poly::POLY[0]);
+        for &c in &exp_poly::POLY[1..] {
             y = vfmaq_f32(vdupq_n_f32(c), y, r);
         }
         let y = vaddq_f32(vfmaq_f32(r, y, vmulq_f32(r, r)), vdupq_n_f32(1.0));
         let e = vshlq_n_s32::<23>(vaddq_s32(vcvtq_s32_f32(fx), vdupq_n_s32(127)));
         let y = vmulq_f32(y, vreinterpretq_f32_s32(e));
-        let tiny = vcltq_f32(x, vdupq_n_f32(-87.336_54));
+        let tiny = vcltq_f32(x, vdupq_n_f32(exp_poly::MIN));
         vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(y), tiny))
     }
 }

@@ -7,6 +7,8 @@
 
 use std::arch::x86_64::*;
 
+use crate::quant::exp_poly;
+
 #[inline(always)]
 unsafe fn hsum(v: __m256) -> f32 {
     // SAFETY: register-only.
@@ -24,22 +26,16 @@ unsafe fn exp8(x: __m256) -> __m256 {
     // SAFETY: register-only.
     unsafe {
         let xc = _mm256_min_ps(
-            _mm256_max_ps(x, _mm256_set1_ps(-87.336_54)),
-            _mm256_set1_ps(88.376_26),
+            _mm256_max_ps(x, _mm256_set1_ps(exp_poly::MIN)),
+            _mm256_set1_ps(exp_poly::MAX),
         );
         let fx = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
             _mm256_mul_ps(xc, _mm256_set1_ps(std::f32::consts::LOG2_E)),
         );
-        let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693_359_4), xc);
-        let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.121_944_4e-4), r);
-        let mut y = _mm256_set1_ps(1.987_569_1e-4);
-        for c in [
-            1.398_199_9e-3,
-            8.333_452e-3,
-            4.166_579_6e-2,
-            0.166_666_65,
-            0.5,
-        ] {
+        let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(exp_poly::LN2_HI), xc);
+        let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(exp_poly::LN2_LO), r);
+        let mut y = _mm256_set1_ps(exp_poly::POLY[0]);
+        for &c in &exp_poly::POLY[1..] {
             y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
         }
         let y = _mm256_add_ps(
@@ -51,7 +47,7 @@ unsafe fn exp8(x: __m256) -> __m256 {
             _mm256_set1_epi32(127),
         ));
         let y = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-        let tiny = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_set1_ps(-87.336_54));
+        let tiny = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_set1_ps(exp_poly::MIN));
         _mm256_andnot_ps(tiny, y)
     }
 }

@@ -6,6 +6,8 @@
 
 use std::arch::x86_64::*;
 
+use crate::quant::exp_poly;
+
 /// `out[j] = Σ_d q[d] * kt[d * w + j]` with `w = out.len()`.
 ///
 /// Each output lane sums even and odd `d` in two chains and adds them at the end; the
@@ -227,22 +229,16 @@ unsafe fn exp16(x: __m512) -> __m512 {
     // SAFETY: register-only.
     unsafe {
         let xc = _mm512_min_ps(
-            _mm512_max_ps(x, _mm512_set1_ps(-87.336_54)),
-            _mm512_set1_ps(88.376_26),
+            _mm512_max_ps(x, _mm512_set1_ps(exp_poly::MIN)),
+            _mm512_set1_ps(exp_poly::MAX),
         );
         let fx = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
             _mm512_mul_ps(xc, _mm512_set1_ps(std::f32::consts::LOG2_E)),
         );
-        let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693_359_4), xc);
-        let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.121_944_4e-4), r);
-        let mut y = _mm512_set1_ps(1.987_569_1e-4);
-        for c in [
-            1.398_199_9e-3,
-            8.333_452e-3,
-            4.166_579_6e-2,
-            0.166_666_65,
-            0.5,
-        ] {
+        let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(exp_poly::LN2_HI), xc);
+        let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(exp_poly::LN2_LO), r);
+        let mut y = _mm512_set1_ps(exp_poly::POLY[0]);
+        for &c in &exp_poly::POLY[1..] {
             y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(c));
         }
         let y = _mm512_add_ps(
@@ -254,7 +250,7 @@ unsafe fn exp16(x: __m512) -> __m512 {
             _mm512_set1_epi32(127),
         ));
         let y = _mm512_mul_ps(y, _mm512_castsi512_ps(e));
-        let tiny = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(-87.336_54));
+        let tiny = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(exp_poly::MIN));
         _mm512_maskz_mov_ps(!tiny, y)
     }
 }
