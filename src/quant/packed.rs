@@ -109,7 +109,28 @@ pub struct PackedJob<'a> {
     pub out_stride: usize,
 }
 
+/// Where one token's Q8_0 activations are: its quants, block scales and block sums.
+#[derive(Clone, Copy)]
+pub struct ActPtrs {
+    pub qs: *const i8,
+    pub d: *const f32,
+    pub sum: *const i32,
+}
+
 impl PackedJob<'_> {
+    /// Token `t`'s activation row, as pointers for the kernels (the offsets of
+    /// [`ActRow`]'s Q8_0 layout; [`Self::check`] made sure the rows hold them). Cheap:
+    /// the kernels take it once per tile.
+    #[inline(always)]
+    pub fn act(&self, t: usize) -> ActPtrs {
+        let row = self.acts.as_ptr().wrapping_add(t * self.act_stride);
+        ActPtrs {
+            qs: row.cast(),
+            d: row.wrapping_add(self.cols).cast(),
+            sum: row.wrapping_add(self.cols + 4 * (self.cols / QK)).cast(),
+        }
+    }
+
     pub fn n_groups(&self) -> usize {
         self.groups.len() / PackedMatrix::group_stride(self.cols)
     }

@@ -25,6 +25,33 @@ macro_rules! vec_array {
 }
 pub(crate) use vec_array;
 
+/// Runs a packed kernel's `tile::<TN>(job, group, g, t0)` over every group of `job` and
+/// its tokens, four at a time and then the one to three left.
+macro_rules! packed_tiles {
+    ($job:expr, $tile:ident) => {{
+        let job = $job;
+        let stride = $crate::quant::packed::PackedMatrix::group_stride(job.cols);
+        for g in 0..job.n_groups() {
+            let group = job.groups[g * stride..].as_ptr();
+            let mut t0 = 0;
+            // SAFETY: the caller's kernel contract (`PackedFn`), forwarded to the tiles.
+            unsafe {
+                while t0 + 4 <= job.n_tok {
+                    $tile::<4>(job, group, g, t0);
+                    t0 += 4;
+                }
+                match job.n_tok - t0 {
+                    0 => {}
+                    1 => $tile::<1>(job, group, g, t0),
+                    2 => $tile::<2>(job, group, g, t0),
+                    _ => $tile::<3>(job, group, g, t0),
+                }
+            }
+        }
+    }};
+}
+pub(crate) use packed_tiles;
+
 /// Vector types with an all-zero value, for [`vec_array`].
 pub(crate) trait Zero: Copy {
     fn zero() -> Self;

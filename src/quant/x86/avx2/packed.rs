@@ -7,16 +7,9 @@
 
 use std::arch::x86_64::*;
 
-use crate::quant::packed::{PackedJob, PackedMatrix, GROUP_ROWS};
+use crate::quant::packed::{ActPtrs, PackedJob, GROUP_ROWS};
 
 const PREFETCH_AHEAD: usize = 16384;
-
-#[derive(Clone, Copy)]
-struct Act {
-    qs: *const i8,
-    d: *const f32,
-    sum: *const i32,
-}
 
 /// Σ over four-value groups of `w` (unsigned) times a broadcast of four activations.
 #[inline(always)]
@@ -33,14 +26,7 @@ unsafe fn tile<const TN: usize>(job: &PackedJob, group: *const u8, g: usize, t0:
     let nb = job.cols / 32;
     // SAFETY: as the AVX-512 kernel: the job passed `check`, `out` is the caller's.
     unsafe {
-        let acts: [Act; TN] = std::array::from_fn(|t| {
-            let row = job.acts.as_ptr().add((t0 + t) * job.act_stride);
-            Act {
-                qs: row.cast(),
-                d: row.add(job.cols).cast(),
-                sum: row.add(job.cols + 4 * nb).cast(),
-            }
-        });
+        let acts: [ActPtrs; TN] = std::array::from_fn(|t| job.act(t0 + t));
         let d = group.add(nb * 256);
         let nib = _mm256_set1_epi8(0x0F);
         // [token][half of the group's rows]
@@ -87,22 +73,5 @@ unsafe fn tile<const TN: usize>(job: &PackedJob, group: *const u8, g: usize, t0:
 /// As [`crate::quant::packed::PackedFn`], on a CPU with AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn q4_0(job: &PackedJob) {
-    let stride = PackedMatrix::group_stride(job.cols);
-    for g in 0..job.n_groups() {
-        let group = job.groups[g * stride..].as_ptr();
-        let mut t0 = 0;
-        // SAFETY: forwarded contract.
-        unsafe {
-            while t0 + 4 <= job.n_tok {
-                tile::<4>(job, group, g, t0);
-                t0 += 4;
-            }
-            match job.n_tok - t0 {
-                0 => {}
-                1 => tile::<1>(job, group, g, t0),
-                2 => tile::<2>(job, group, g, t0),
-                _ => tile::<3>(job, group, g, t0),
-            }
-        }
-    }
+    crate::quant::x86::packed_tiles!(job, tile)
 }
