@@ -33,10 +33,19 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Write a model of a standard shape with random weights (for benchmarks).
     RandomModel(cli::random_model::RandomModelArgs),
+    /// List the GPUs that `--gpu-layers` can use.
+    Devices(cli::gpu_args::DevicesArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // llama.cpp's users type -ngl; clap's short flags are one letter.
+    let cli = Cli::parse_from(std::env::args_os().map(|a| {
+        if a == "-ngl" {
+            "--gpu-layers".into()
+        } else {
+            a
+        }
+    }));
     if let Err(e) = ropewalk::quant::kernels::init() {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
@@ -49,6 +58,7 @@ fn main() -> ExitCode {
         Command::Perplexity(args) => cli::perplexity::run(&args),
         Command::Bench(args) => cli::bench::run(&args),
         Command::RandomModel(args) => cli::random_model::run(&args),
+        Command::Devices(args) => cli::gpu_args::list_devices(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

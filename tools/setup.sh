@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine for ropewalk's tests: the Python oracle (gguf package in a venv),
-# the test model, the K-quant reference file and the tokenizer oracles (npm packages and
-# the perplexity text), all cached under .cache/ (git-ignored).
+# Sets up a fresh machine for ropewalk's tests: Mesa's software Vulkan driver (lavapipe, so
+# the GPU tests run on the CPU), the Python oracle (gguf package in a venv), the test
+# model, the K-quant reference file and the tokenizer oracles (npm packages and the
+# perplexity text), all cached under .cache/ (git-ignored).
 # Safe to run again: every step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=.cache
 mkdir -p "$CACHE/models" "$CACHE/pip"
+
+# Lavapipe and the Vulkan loader: wgpu's Vulkan path without a GPU.
+if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || ! ldconfig -p | grep -q libvulkan.so.1; then
+    SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
+fi
 
 # Python venv with the independent GGUF implementation used as an oracle.
 if [ ! -x "$CACHE/venv/bin/python" ]; then

@@ -1,3 +1,4 @@
 //! Where the layers run.
 
 pub mod cpu;
+pub mod wgpu;

@@ -10,14 +10,17 @@
 
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value as Json};
 
+use super::gpu_args::GpuArgs;
 use super::random_blocks::Rng;
 use super::rope_args::RopeArgs;
 use super::CliResult;
+use ropewalk::backend::wgpu::Gpu;
 use ropewalk::gguf::{keys, GgufFile};
 use ropewalk::model::kv_cache::CacheType;
 use ropewalk::model::{Llama, Logits, Session};
@@ -88,6 +91,21 @@ pub struct BenchArgs {
     /// Multiply every matrix in its stored layout: no Q4_0 repacking at load.
     #[arg(long)]
     pub no_repack: bool,
+    /// Layers on the GPU, counted from the last (llama-bench's -ngl); a list runs each.
+    #[arg(
+        long = "gpu-layers",
+        visible_alias = "ngl",
+        value_name = "N",
+        value_delimiter = ',',
+        default_value = "0"
+    )]
+    pub gpu_layers: Vec<usize>,
+    /// Measure every split of the model: 0, STEP, 2·STEP, ... layers on the GPU, then
+    /// all of them, then the output layer too (replaces --gpu-layers).
+    #[arg(long = "gpu-sweep", value_name = "STEP")]
+    pub gpu_sweep: Option<usize>,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
     #[command(flatten)]
     pub rope: RopeArgs,
 }
@@ -106,6 +124,7 @@ struct Test {
     n_depth: usize,
     n_batch: usize,
     n_threads: usize,
+    n_gpu_layers: usize,
 }
 
 impl Test {
@@ -209,6 +228,8 @@ fn file_type_name(file: &GgufFile) -> String {
 struct Result {
     test: Test,
     samples_ns: Vec<u64>,
+    /// Where it ran: "CPU", or the GPU's backend when layers were offloaded.
+    backend: String,
 }
 
 impl Result {
@@ -237,24 +258,39 @@ fn stdev(v: &[f64]) -> f64 {
     (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
 }
 
-fn tests(args: &BenchArgs, threads: &[usize]) -> Vec<Test> {
+fn tests(args: &BenchArgs, threads: &[usize], gpu_layers: &[usize]) -> Vec<Test> {
     let mut out = Vec::new();
-    for &n_threads in threads {
-        for &n_batch in &args.batch_size {
-            for &n_depth in &args.n_depth {
-                let t = |n_prompt, n_gen| Test {
-                    n_prompt,
-                    n_gen,
-                    n_depth,
-                    n_batch,
-                    n_threads,
-                };
-                out.extend(args.n_prompt.iter().filter(|&&p| p > 0).map(|&p| t(p, 0)));
-                out.extend(args.n_gen.iter().filter(|&&n| n > 0).map(|&n| t(0, n)));
+    for &n_gpu_layers in gpu_layers {
+        for &n_threads in threads {
+            for &n_batch in &args.batch_size {
+                for &n_depth in &args.n_depth {
+                    let t = |n_prompt, n_gen| Test {
+                        n_prompt,
+                        n_gen,
+                        n_depth,
+                        n_batch,
+                        n_threads,
+                        n_gpu_layers,
+                    };
+                    out.extend(args.n_prompt.iter().filter(|&&p| p > 0).map(|&p| t(p, 0)));
+                    out.extend(args.n_gen.iter().filter(|&&n| n > 0).map(|&n| t(0, n)));
+                }
             }
         }
     }
     out
+}
+
+/// The `--gpu-layers` values to measure: the list, or the sweep over a model of
+/// `n_layers` layers.
+fn gpu_layers(args: &BenchArgs, n_layers: usize) -> Vec<usize> {
+    match args.gpu_sweep {
+        Some(step) => (0..n_layers)
+            .step_by(step)
+            .chain([n_layers, n_layers + 1])
+            .collect(),
+        None => args.gpu_layers.clone(),
+    }
 }
 
 fn check(args: &BenchArgs) -> std::result::Result<Vec<usize>, String> {
@@ -266,6 +302,9 @@ fn check(args: &BenchArgs) -> std::result::Result<Vec<usize>, String> {
     }
     if args.threads.contains(&0) {
         return Err("--threads must be at least 1".into());
+    }
+    if args.gpu_sweep == Some(0) {
+        return Err("--gpu-sweep needs a step of at least 1".into());
     }
     if args.n_prompt.iter().chain(&args.n_gen).all(|&n| n == 0) {
         return Err("nothing to measure: give -p or -n a value above 0".into());
@@ -322,11 +361,23 @@ impl Feeder {
 fn run_test(
     args: &BenchArgs,
     model: &Llama,
+    gpu: Option<&Arc<Gpu>>,
     feeder: &mut Feeder,
     test: Test,
 ) -> std::result::Result<Result, Box<dyn std::error::Error>> {
     let n_ctx = (test.n_depth + test.n_tokens()).max(1);
     let mut s = Session::with_cache(model, n_ctx, test.n_batch, args.cache_type)?;
+    let backend = match gpu {
+        Some(gpu) if test.n_gpu_layers > 0 => {
+            args.gpu.offload(Some(gpu), &mut s, test.n_gpu_layers)?;
+            if s.gpu_layers() > 0 || test.n_gpu_layers > model.config.n_layers {
+                gpu.info.backend.clone()
+            } else {
+                "CPU".to_string()
+            }
+        }
+        _ => "CPU".to_string(),
+    };
     let name = test.name();
     let timed = |s: &mut Session, f: &mut Feeder| -> CliResult {
         if test.n_prompt > 0 {
@@ -364,13 +415,23 @@ fn run_test(
         timed(&mut s, feeder)?;
         samples_ns.push(start.elapsed().as_nanos().max(1) as u64);
     }
-    Ok(Result { test, samples_ns })
+    Ok(Result {
+        test,
+        samples_ns,
+        backend,
+    })
 }
 
-const MD_HEADER: &str = "| model                          |       size |     params | backend    | threads |            test |                  t/s |\n\
-                         | ------------------------------ | ---------: | ---------: | ---------- | ------: | --------------: | -------------------: |";
+/// llama-bench's table; the `ngl` column shows when layers go to a GPU.
+fn md_header(ngl: bool) -> String {
+    let (name, rule) = if ngl { (" ngl |", " --: |") } else { ("", "") };
+    format!(
+        "| model                          |       size |     params | backend    | threads |{name}            test |                  t/s |\n\
+         | ------------------------------ | ---------: | ---------: | ---------- | ------: |{rule} --------------: | -------------------: |"
+    )
+}
 
-fn md_row(m: &ModelInfo, r: &Result) -> String {
+fn md_row(m: &ModelInfo, r: &Result, ngl: bool) -> String {
     let size = if m.size < 1 << 30 {
         format!("{:.2} MiB", m.size as f64 / (1u64 << 20) as f64)
     } else {
@@ -383,10 +444,15 @@ fn md_row(m: &ModelInfo, r: &Result) -> String {
     };
     let ts = r.samples_ts();
     let speed = format!("{:.2} ± {:.2}", mean(&ts), stdev(&ts));
+    let ngl = if ngl {
+        format!(" {:>3} |", r.test.n_gpu_layers)
+    } else {
+        String::new()
+    };
     format!(
-        "| {:<30} | {size:>10} | {params:>10} | {:<10} | {:>7} | {:>15} | {speed:>20} |",
+        "| {:<30} | {size:>10} | {params:>10} | {:<10} | {:>7} |{ngl} {:>15} | {speed:>20} |",
         m.desc,
-        "CPU",
+        r.backend,
         r.test.n_threads,
         r.test.name()
     )
@@ -400,7 +466,8 @@ fn json_row(args: &BenchArgs, m: &ModelInfo, r: &Result, cpu: &str, rope: &str) 
         "build": concat!("ropewalk ", env!("CARGO_PKG_VERSION")),
         "cpu_info": cpu,
         "kernels": kernels::init().map_or("?", |k| k.path.name()),
-        "backends": "CPU",
+        "backends": r.backend,
+        "n_gpu_layers": r.test.n_gpu_layers,
         "model_filename": m.filename,
         "model_type": m.desc,
         "model_size": m.size,
@@ -443,7 +510,14 @@ pub fn run(args: &BenchArgs) -> CliResult {
     let mut model = Llama::load_with(&file, !args.no_repack)?;
     model.rope.apply(&args.rope.overrides())?;
     eprintln!("{}", model.rope);
-    let longest = tests(args, &threads)
+    let gpu_layers = gpu_layers(args, model.config.n_layers);
+    let gpu = args
+        .gpu
+        .open(gpu_layers.iter().copied().max().unwrap_or(0))?;
+    if let Some(gpu) = &gpu {
+        eprintln!("GPU: {}", gpu.info);
+    }
+    let longest = tests(args, &threads, &gpu_layers)
         .iter()
         .map(|t| t.n_depth + t.n_tokens())
         .max()
@@ -464,12 +538,13 @@ pub fn run(args: &BenchArgs) -> CliResult {
     };
     let json = args.json || args.output == Format::Json;
     let mut out = io::stdout().lock();
+    let show_ngl = gpu_layers.iter().any(|&n| n > 0);
     if !json {
-        super::finish_output(writeln!(out, "{MD_HEADER}"))?;
+        super::finish_output(writeln!(out, "{}", md_header(show_ngl)))?;
     }
     let mut results = Vec::new();
     let mut pools: Vec<(usize, rayon::ThreadPool)> = Vec::new();
-    for test in tests(args, &threads) {
+    for test in tests(args, &threads, &gpu_layers) {
         if !pools.iter().any(|(n, _)| *n == test.n_threads) {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(test.n_threads)
@@ -479,11 +554,12 @@ pub fn run(args: &BenchArgs) -> CliResult {
         }
         let pool = &pools.iter().find(|(n, _)| *n == test.n_threads).unwrap().1;
         // The pool's threads may run the test, so its error crosses threads as text.
-        let r =
-            pool.install(|| run_test(args, &model, &mut feeder, test).map_err(|e| e.to_string()))?;
+        let r = pool.install(|| {
+            run_test(args, &model, gpu.as_ref(), &mut feeder, test).map_err(|e| e.to_string())
+        })?;
         if !json {
             super::finish_output(
-                writeln!(out, "{}", md_row(&info, &r)).and_then(|()| out.flush()),
+                writeln!(out, "{}", md_row(&info, &r, show_ngl)).and_then(|()| out.flush()),
             )?;
         }
         results.push(r);
@@ -520,6 +596,7 @@ mod tests {
             n_depth: 0,
             n_batch: 512,
             n_threads: 2,
+            n_gpu_layers: 0,
         };
         assert_eq!(t.name(), "pp512");
         let g = Test {

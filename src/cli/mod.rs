@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod convert;
+pub mod gpu_args;
 pub mod info;
 pub mod model_args;
 pub mod perplexity;

@@ -10,6 +10,7 @@ use ropewalk::gguf::GgufFile;
 use ropewalk::model::kv_cache::CacheType;
 use ropewalk::model::{Llama, Session};
 
+use super::gpu_args::GpuArgs;
 use super::rope_args::RopeArgs;
 
 #[derive(Args)]
@@ -38,6 +39,17 @@ pub struct ModelArgs {
     /// llama.cpp's --no-repack).
     #[arg(long)]
     pub no_repack: bool,
+    /// Layers to run on the GPU, counted from the last (llama.cpp's -ngl); one more
+    /// than the model has also moves the output layer, and 999 moves everything.
+    #[arg(
+        long = "gpu-layers",
+        visible_alias = "ngl",
+        value_name = "N",
+        default_value_t = 0
+    )]
+    pub gpu_layers: usize,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
     #[command(flatten)]
     pub rope: RopeArgs,
 }
@@ -112,6 +124,9 @@ impl ModelArgs {
         let cache_type = self.cache_type.unwrap_or(default);
         let mut session = Session::with_cache(model, n_ctx, self.batch_size, cache_type)?;
         session.precision = self.precision();
+        let gpu = self.gpu.open(self.gpu_layers)?;
+        self.gpu
+            .offload(gpu.as_ref(), &mut session, self.gpu_layers)?;
         eprintln!(
             "context {n_ctx} tokens, KV cache {cache_type} {:.1} MiB",
             session.kv_cache_bytes() as f64 / (1 << 20) as f64

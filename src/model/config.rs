@@ -10,6 +10,8 @@ pub enum ModelError {
     Architecture(String),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Gpu(#[from] crate::backend::wgpu::GpuError),
 }
 
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;

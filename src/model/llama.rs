@@ -13,11 +13,14 @@
 //!
 //! Tokens go through in batches: each weight matrix is read once per batch.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use crate::backend::cpu::attention::{self, Tile};
 use crate::backend::cpu::matmul::{matmul, matmul_many, MatmulScratch, Precision};
 use crate::backend::cpu::ops;
+use crate::backend::wgpu::{self as gpu, Gpu, GpuSegment, Offload};
 use crate::gguf::GgufFile;
 
 use super::config::{LlamaConfig, ModelError, Result};
@@ -122,6 +125,8 @@ pub struct Session<'m, 'a> {
     n_batch: usize,
     n_past: usize,
     pub precision: Precision,
+    /// The last layers, when they run on a GPU; the CPU's cache then holds the others.
+    gpu: Option<GpuSegment>,
 }
 
 impl<'m, 'a> Session<'m, 'a> {
@@ -155,7 +160,58 @@ impl<'m, 'a> Session<'m, 'a> {
             n_batch,
             n_past: 0,
             precision: Precision::Quantized,
+            gpu: None,
         })
+    }
+
+    /// Moves the last `n_gpu_layers` layers to `gpu`, with llama.cpp's meaning of
+    /// `--gpu-layers`: the output layer goes too once `n_gpu_layers` exceeds the layer
+    /// count. Their KV cache moves with them (f32 if the session's is f32, else f16).
+    /// Starts the conversation afresh; `progress(done, total)` follows the upload.
+    pub fn offload(
+        &mut self,
+        gpu: Arc<Gpu>,
+        n_gpu_layers: usize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> gpu::Result<Option<Offload>> {
+        let c = &self.model.config;
+        let layers = n_gpu_layers.min(c.n_layers);
+        self.gpu = None;
+        self.n_past = 0;
+        if layers == 0 {
+            return Ok(None);
+        }
+        let kv = match self.cache.ty() {
+            CacheType::F32 => gpu::ops::KvType::F32,
+            _ => gpu::ops::KvType::F16,
+        };
+        let first = c.n_layers - layers;
+        let n_ctx = self.n_ctx();
+        let segment = GpuSegment::new(
+            gpu,
+            self.model,
+            first,
+            n_gpu_layers > c.n_layers,
+            n_ctx,
+            self.n_batch,
+            kv,
+            progress,
+        )?;
+        self.cache = KvCache::new(self.cache.ty(), first, n_ctx, c.kv_dim());
+        let offload = segment.offload.clone();
+        self.gpu = Some(segment);
+        Ok(Some(offload))
+    }
+
+    /// Layers on the GPU: the last ones.
+    pub fn gpu_layers(&self) -> usize {
+        self.gpu.as_ref().map_or(0, |g| g.offload.layers)
+    }
+
+    /// Layers that run on the CPU: the first ones.
+    fn cpu_layers(&self) -> usize {
+        let n = self.model.config.n_layers;
+        self.gpu.as_ref().map_or(n, |g| n - g.offload.layers)
     }
 
     pub fn n_past(&self) -> usize {
@@ -212,7 +268,7 @@ impl<'m, 'a> Session<'m, 'a> {
                 Logits::Last => 0..0,
             };
             self.rope.prepare(self.n_past, batch.len(), seq_len);
-            self.forward_batch(batch, which, out_rows);
+            self.forward_batch(batch, which, out_rows)?;
         }
         Ok(&self.state.logits)
     }
@@ -231,7 +287,7 @@ impl<'m, 'a> Session<'m, 'a> {
         let seq_len = self.n_past + tokens.len();
         for (b, batch) in tokens.chunks(self.n_batch).enumerate() {
             self.rope.prepare(self.n_past, batch.len(), seq_len);
-            self.forward_batch(batch, Logits::All, 0..batch.len());
+            self.forward_batch(batch, Logits::All, 0..batch.len())?;
             on_batch(
                 b * self.n_batch,
                 &self.state.logits[..batch.len() * n_vocab],
@@ -261,7 +317,13 @@ impl<'m, 'a> Session<'m, 'a> {
 
     /// One batch through every layer; logits for the batch's last token (`Logits::Last`)
     /// or all of its tokens go to rows `out_rows` of `state.logits`.
-    fn forward_batch(&mut self, tokens: &[u32], which: Logits, out_rows: std::ops::Range<usize>) {
+    fn forward_batch(
+        &mut self,
+        tokens: &[u32],
+        which: Logits,
+        out_rows: std::ops::Range<usize>,
+    ) -> Result<()> {
+        let n_cpu = self.cpu_layers();
         let Llama {
             config: c, weights, ..
         } = self.model;
@@ -286,7 +348,7 @@ impl<'m, 'a> Session<'m, 'a> {
         let gate = &mut s.gate[..n * c.ffn_dim];
         let up = &mut s.up[..n * c.ffn_dim];
 
-        for (l, layer) in weights.layers.iter().enumerate() {
+        for (l, layer) in weights.layers[..n_cpu].iter().enumerate() {
             // Attention.
             for (o, i) in xn.chunks_mut(dim).zip(x.chunks(dim)) {
                 ops::rms_norm(o, i, &layer.attn_norm, c.rms_eps);
@@ -324,16 +386,25 @@ impl<'m, 'a> Session<'m, 'a> {
             matmul(&layer.w_down, gate, delta, &mut s.matmul, p);
             ops::add_assign(x, delta);
         }
-        self.n_past += n;
-
-        if out_rows.is_empty() {
-            return;
-        }
         let from = match which {
             Logits::Last => n - 1,
             Logits::All => 0,
         };
         let rows = out_rows.len();
+        let logits = &mut s.logits[out_rows.start * c.n_vocab..out_rows.end * c.n_vocab];
+        if let Some(segment) = &mut self.gpu {
+            let out = (!out_rows.is_empty()).then_some((from, rows));
+            segment.step(x, pos0, self.rope.rows(n), out, logits)?;
+            if segment.offload.output {
+                self.n_past += n;
+                return Ok(());
+            }
+        }
+        self.n_past += n;
+
+        if out_rows.is_empty() {
+            return Ok(());
+        }
         for (o, i) in xn
             .chunks_mut(dim)
             .zip(x[from * dim..].chunks(dim))
@@ -341,8 +412,8 @@ impl<'m, 'a> Session<'m, 'a> {
         {
             ops::rms_norm(o, i, &weights.output_norm, c.rms_eps);
         }
-        let logits = &mut s.logits[out_rows.start * c.n_vocab..out_rows.end * c.n_vocab];
         matmul(&weights.output, &xn[..rows * dim], logits, &mut s.matmul, p);
+        Ok(())
     }
 }
 

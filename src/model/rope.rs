@@ -328,6 +328,13 @@ impl Rope {
         }
     }
 
+    /// The cos and sin rows of the prepared pass's first `n` positions, `[n][dims / 2]`
+    /// each: what a GPU segment rotates with.
+    pub fn rows(&self, n: usize) -> (&[f32], &[f32]) {
+        let rows = self.first_row * self.half..(self.first_row + n) * self.half;
+        (&self.cos[rows.clone()], &self.sin[rows])
+    }
+
     /// Rotates every head of `x` (`n_heads * dims` values) to the `t`-th position of the
     /// prepared pass.
     pub fn apply(&self, x: &mut [f32], t: usize) {

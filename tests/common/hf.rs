@@ -32,9 +32,15 @@ pub struct PromptResult {
 }
 
 pub fn run_prompt(model: &Llama, expected: &Json, precision: Precision) -> PromptResult {
-    let prompt = ids(&expected["ids"]);
     let mut s = Session::new(model, 512, 512);
     s.precision = precision;
+    run_prompt_in(&mut s, expected)
+}
+
+/// [`run_prompt`] in a session set up by the caller (on a GPU, say), from its start.
+pub fn run_prompt_in(s: &mut Session, expected: &Json) -> PromptResult {
+    s.reset();
+    let prompt = ids(&expected["ids"]);
     let logits = s.forward(&prompt, Logits::Last).unwrap().to_vec();
     let top = &expected["final_top20"];
     let max_logit_diff = ids(&top["ids"])

@@ -1,0 +1,125 @@
+// out[t][row] (+)= Σ_c W[row][c] · act[t][c] for a batch of tokens: prompt processing.
+// Each workgroup computes a tile of BM rows by BN tokens, stepping through the columns a
+// block of 32 at a time: BM threads decode the tile's weight blocks (the type's
+// `block_values`, appended with `block.wgsl`) and every thread loads a share of the
+// tokens' activations, both into workgroup memory; then each thread accumulates 4 rows by
+// 4 tokens from there. A weight block is decoded once per BN tokens.
+//
+// Defines: ADD (1: add into out, the residual stream; 0: store).
+
+struct MatParams {
+    rows: u32,
+    cols: u32,
+    row_offset: u32,
+    out_stride: u32,
+    out_rows_only: u32,
+    groups_x: u32,
+}
+
+struct Step {
+    n_tokens: u32,
+    pos0: u32,
+    out_first: u32,
+    n_out: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: MatParams;
+@group(0) @binding(1) var<uniform> step: Step;
+// the type's quants, in 16-byte vectors (layout: see the type's decode_*.wgsl)
+@group(0) @binding(2) var<storage, read> wq: array<vec4<u32>>;
+// the type's scales, in words (a dummy vector for f16, f32 and Q4_K)
+@group(0) @binding(3) var<storage, read> ws: array<u32>;
+// [n_tokens][cols]
+@group(0) @binding(4) var<storage, read> act: array<vec4<f32>>;
+// [tokens][out_stride]
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const ADD: u32 = {{ADD}}u;
+
+// [32][BM / 4]: the tile's weights, column-major in fours of rows
+var<workgroup> w_tile: array<vec4<f32>, 512>;
+// [32][BN / 4]: the tile's activations, column-major in fours of tokens
+var<workgroup> x_tile: array<vec4<f32>, 512>;
+
+fn store_weights(k: u32, r: u32, v: vec4<f32>) {
+    w_tile[(k + 0u) * 16u + r / 4u][r % 4u] = v.x;
+    w_tile[(k + 1u) * 16u + r / 4u][r % 4u] = v.y;
+    w_tile[(k + 2u) * 16u + r / 4u][r % 4u] = v.z;
+    w_tile[(k + 3u) * 16u + r / 4u][r % 4u] = v.w;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row_base = (wg.y * p.groups_x + wg.x) * BM;
+    var n = step.n_tokens;
+    var src0 = 0u;
+    if p.out_rows_only == 1u {
+        n = step.n_out;
+        src0 = step.out_first;
+    }
+    let tok_base = wg.z * BN;
+    let nb = p.cols / 32u;
+    // this thread's outputs: rows tr·4.., tokens tc·4..
+    let tr = lid / 16u;
+    let tc = lid % 16u;
+    // this thread's share of the activations: token lt, values lp·8..lp·8 + 7
+    let lt = lid / 4u;
+    let lp = lid % 4u;
+    let act_row = (src0 + min(tok_base + lt, n - 1u)) * p.cols / 4u;
+
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var b = 0u; b < nb; b++) {
+        if lid < BM {
+            let w = block_values(min(row_base + lid, p.rows - 1u), b, nb);
+            store_weights(0u, lid, w.v0);
+            store_weights(4u, lid, w.v1);
+            store_weights(8u, lid, w.v2);
+            store_weights(12u, lid, w.v3);
+            store_weights(16u, lid, w.v4);
+            store_weights(20u, lid, w.v5);
+            store_weights(24u, lid, w.v6);
+            store_weights(28u, lid, w.v7);
+        }
+        let a0 = act[act_row + b * 8u + lp * 2u];
+        let a1 = act[act_row + b * 8u + lp * 2u + 1u];
+        let k0 = lp * 8u;
+        x_tile[(k0 + 0u) * 16u + lt / 4u][lt % 4u] = a0.x;
+        x_tile[(k0 + 1u) * 16u + lt / 4u][lt % 4u] = a0.y;
+        x_tile[(k0 + 2u) * 16u + lt / 4u][lt % 4u] = a0.z;
+        x_tile[(k0 + 3u) * 16u + lt / 4u][lt % 4u] = a0.w;
+        x_tile[(k0 + 4u) * 16u + lt / 4u][lt % 4u] = a1.x;
+        x_tile[(k0 + 5u) * 16u + lt / 4u][lt % 4u] = a1.y;
+        x_tile[(k0 + 6u) * 16u + lt / 4u][lt % 4u] = a1.z;
+        x_tile[(k0 + 7u) * 16u + lt / 4u][lt % 4u] = a1.w;
+        workgroupBarrier();
+        for (var k = 0u; k < 32u; k++) {
+            let w = w_tile[k * 16u + tr];
+            let x = x_tile[k * 16u + tc];
+            acc0 += w.x * x;
+            acc1 += w.y * x;
+            acc2 += w.z * x;
+            acc3 += w.w * x;
+        }
+        workgroupBarrier();
+    }
+    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var i = 0u; i < 4u; i++) {
+        let row = row_base + tr * 4u + i;
+        for (var j = 0u; j < 4u; j++) {
+            let t = tok_base + tc * 4u + j;
+            if row < p.rows && t < n {
+                let o = t * p.out_stride + p.row_offset + row;
+                if ADD == 1u {
+                    out[o] += accs[i][j];
+                } else {
+                    out[o] = accs[i][j];
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+// out[row] (+)= Σ_c W[row][c] · act[token][c] for one token: the matrix-vector product of
+// token generation, which streams every weight once and is bound by memory bandwidth.
+// Each run of 32 lanes takes ROWS rows: lane l multiplies blocks l, l + 32, ... of
+// them (the type's `block_values`, appended with `block.wgsl`) with the token's block,
+// loaded once for the ROWS rows; then the 32 partial sums of each row are added across
+// lanes. The lanes read 32 consecutive weight blocks at a time.
+//
+// Defines: ROWS, GROUPS (runs of 32 lanes per workgroup), ADD (1: add into out), REDUCE
+// (the body of `sum32`: a subgroup sum where subgroups are 32 lanes wide, else a tree in
+// workgroup memory).
+
+struct MatParams {
+    rows: u32,
+    cols: u32,
+    row_offset: u32,
+    out_stride: u32,
+    out_rows_only: u32,
+    groups_x: u32,
+}
+
+struct Step {
+    n_tokens: u32,
+    pos0: u32,
+    out_first: u32,
+    n_out: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: MatParams;
+@group(0) @binding(1) var<uniform> step: Step;
+// the type's quants, in 16-byte vectors (layout: see the type's decode_*.wgsl)
+@group(0) @binding(2) var<storage, read> wq: array<vec4<u32>>;
+// the type's scales, in words (a dummy vector for f16, f32 and Q4_K)
+@group(0) @binding(3) var<storage, read> ws: array<u32>;
+// [n_tokens][cols]
+@group(0) @binding(4) var<storage, read> act: array<vec4<f32>>;
+// [tokens][out_stride]
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+const LANES: u32 = 32u;
+const ROWS: u32 = {{ROWS}}u;
+const GROUPS: u32 = {{GROUPS}}u;
+const WG: u32 = LANES * GROUPS;
+const ADD: u32 = {{ADD}}u;
+
+var<workgroup> partial: array<f32, WG>;
+
+// The sum of `x` over the 32 lanes of `lid`'s run; every lane calls it.
+fn sum32(x: f32, lid: u32) -> f32 {
+    {{REDUCE}}
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let lane = lid % LANES;
+    let row0 = ((wg.y * p.groups_x + wg.x) * GROUPS + lid / LANES) * ROWS;
+    var src = 0u;
+    if p.out_rows_only == 1u {
+        src = step.out_first;
+    }
+    let nb = p.cols / 32u;
+    var acc: array<f32, ROWS>;
+    for (var b = lane; b < nb; b += LANES) {
+        let a = load_act((src * p.cols + b * 32u) / 4u);
+        for (var r = 0u; r < ROWS; r++) {
+            acc[r] += block_dot(block_values(min(row0 + r, p.rows - 1u), b, nb), a);
+        }
+    }
+    for (var r = 0u; r < ROWS; r++) {
+        let total = sum32(acc[r], lid);
+        let row = row0 + r;
+        if lane == 0u && row < p.rows {
+            let o = p.row_offset + row;
+            if ADD == 1u {
+                out[o] += total;
+            } else {
+                out[o] = total;
+            }
+        }
+    }
+}

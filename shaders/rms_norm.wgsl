@@ -1,0 +1,47 @@
+// out[t] = x[t] / sqrt(mean(x[t]²) + eps) · weight, one workgroup per token.
+
+struct NormParams {
+    dim: u32,
+    eps: f32,
+}
+
+struct Step {
+    n_tokens: u32,
+    pos0: u32,
+    out_first: u32,
+    n_out: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: NormParams;
+@group(0) @binding(1) var<uniform> step: Step;
+// [dim]
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+// [n_tokens][dim]
+@group(0) @binding(3) var<storage, read> x: array<f32>;
+// [n_tokens][dim]
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+const WG: u32 = 256u;
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = wg.x;
+    let base = t * p.dim;
+    var ss = 0.0;
+    for (var i = lid; i < p.dim; i += WG) {
+        ss += x[base + i] * x[base + i];
+    }
+    partial[lid] = ss;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            partial[lid] += partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let scale = 1.0 / sqrt(partial[0] / f32(p.dim) + p.eps);
+    for (var i = lid; i < p.dim; i += WG) {
+        out[base + i] = x[base + i] * scale * weight[i];
+    }
+}

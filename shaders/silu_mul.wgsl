@@ -1,0 +1,30 @@
+// gate = silu(gate) · up, the SwiGLU of the feed-forward block.
+
+struct SiluParams {
+    // values in a row
+    width: u32,
+}
+
+struct Step {
+    n_tokens: u32,
+    pos0: u32,
+    out_first: u32,
+    n_out: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: SiluParams;
+@group(0) @binding(1) var<uniform> step: Step;
+// [n_tokens][width]
+@group(0) @binding(2) var<storage, read> up: array<vec4<f32>>;
+// [n_tokens][width]
+@group(0) @binding(3) var<storage, read_write> gate: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = id.y * 65535u * 64u + id.x;
+    if i >= step.n_tokens * p.width / 4u {
+        return;
+    }
+    let g = gate[i];
+    gate[i] = g / (1.0 + exp(-g)) * up[i];
+}

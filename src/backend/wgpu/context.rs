@@ -1,0 +1,223 @@
+//! The adapter and device: which GPU, with which limits.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use super::pipelines::Pipelines;
+use super::{GpuError, Result};
+
+/// How a GPU is picked: the best one (a discrete GPU before an integrated one, before
+/// a software one), or by its index in `ropewalk devices`, or by part of its name.
+#[derive(Clone, Debug, Default)]
+pub enum GpuChoice {
+    #[default]
+    Best,
+    Index(usize),
+    Name(String),
+}
+
+impl std::str::FromStr for GpuChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<GpuChoice, String> {
+        if s.is_empty() {
+            return Err("an empty GPU name".into());
+        }
+        Ok(match s.parse::<usize>() {
+            Ok(i) => GpuChoice::Index(i),
+            Err(_) => GpuChoice::Name(s.to_string()),
+        })
+    }
+}
+
+/// One adapter as `ropewalk devices` lists it.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub index: usize,
+    pub name: String,
+    pub kind: String,
+    pub backend: String,
+    pub driver: String,
+    pub max_binding: u64,
+    pub subgroups: bool,
+}
+
+impl fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} ({}, {}{}), max storage binding {} MiB{}",
+            self.index,
+            self.name,
+            self.kind,
+            self.backend,
+            if self.driver.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", self.driver)
+            },
+            self.max_binding >> 20,
+            if self.subgroups { ", subgroups" } else { "" }
+        )
+    }
+}
+
+fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    })
+}
+
+fn all_adapters() -> Vec<wgpu::Adapter> {
+    pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
+}
+
+fn rank(kind: wgpu::DeviceType) -> u8 {
+    match kind {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+fn summary(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
+    let info = a.get_info();
+    AdapterSummary {
+        index,
+        name: info.name,
+        kind: format!("{:?}", info.device_type),
+        backend: match info.backend {
+            wgpu::Backend::Vulkan => "Vulkan",
+            wgpu::Backend::Metal => "Metal",
+            wgpu::Backend::Dx12 => "DX12",
+            wgpu::Backend::Gl => "GL",
+            _ => "other",
+        }
+        .to_string(),
+        driver: info.driver,
+        max_binding: a.limits().max_storage_buffer_binding_size,
+        subgroups: a.features().contains(wgpu::Features::SUBGROUP),
+    }
+}
+
+/// Every adapter wgpu can reach, in the order `--gpu-device N` counts them.
+pub fn adapters() -> Vec<AdapterSummary> {
+    all_adapters()
+        .iter()
+        .enumerate()
+        .map(|(i, a)| summary(i, a))
+        .collect()
+}
+
+/// An open GPU: device, queue, limits and the pipelines built so far.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: AdapterSummary,
+    /// Largest storage buffer one binding may see; tensors above it are split.
+    pub max_binding: u64,
+    /// Whether subgroups are always 32 lanes wide (and enabled), so the matrix-vector
+    /// shader sums its lanes with subgroup operations.
+    pub subgroups_of_32: bool,
+    pub(super) pipelines: Pipelines,
+    /// The first error the device raised outside an error scope (a shader that does not
+    /// compile, a lost device): kept so the next step fails with it rather than a panic.
+    uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+impl Gpu {
+    /// Opens the chosen adapter with its own limits (the defaults cap a storage binding
+    /// at 128 MiB).
+    pub fn open(choice: &GpuChoice) -> Result<Gpu> {
+        let adapters = all_adapters();
+        if adapters.is_empty() {
+            return Err(GpuError::NoAdapter);
+        }
+        let index = match choice {
+            GpuChoice::Best => (0..adapters.len())
+                .min_by_key(|&i| rank(adapters[i].get_info().device_type))
+                .expect("not empty"),
+            GpuChoice::Index(i) if *i < adapters.len() => *i,
+            GpuChoice::Index(i) => return Err(GpuError::NoMatch(i.to_string())),
+            GpuChoice::Name(name) => {
+                let name_lc = name.to_lowercase();
+                adapters
+                    .iter()
+                    .position(|a| a.get_info().name.to_lowercase().contains(&name_lc))
+                    .ok_or_else(|| GpuError::NoMatch(name.clone()))?
+            }
+        };
+        let adapter = &adapters[index];
+        let info = summary(index, adapter);
+        let limits = adapter.limits();
+        let adapter_info = adapter.get_info();
+        let subgroups_of_32 = adapter.features().contains(wgpu::Features::SUBGROUP)
+            && adapter_info.subgroup_min_size == 32
+            && adapter_info.subgroup_max_size == 32
+            && std::env::var_os("ROPEWALK_GPU_NO_SUBGROUPS").is_none();
+        let features = if subgroups_of_32 {
+            wgpu::Features::SUBGROUP
+        } else {
+            wgpu::Features::empty()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("ropewalk"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| GpuError::Device {
+            name: info.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let uncaptured = Arc::new(Mutex::new(None));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut first = sink.lock().unwrap_or_else(|p| p.into_inner());
+            first.get_or_insert_with(|| e.to_string());
+        }));
+        let max_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        Ok(Gpu {
+            pipelines: Pipelines::new(),
+            device,
+            queue,
+            info,
+            max_binding,
+            subgroups_of_32,
+            uncaptured,
+        })
+    }
+
+    /// Fails with the first error the device raised outside an error scope, if any.
+    pub fn check_errors(&self, what: &str) -> Result<()> {
+        let first = self
+            .uncaptured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match first {
+            Some(e) => Err(GpuError::Validation(format!("{what}: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` and turns any out-of-memory or validation error it raised on the device
+    /// into an error naming `what`.
+    pub(super) fn checked<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let invalid = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = f();
+        if let Some(e) = pollster::block_on(invalid.pop()) {
+            return Err(GpuError::Validation(format!("{what}: {e}")));
+        }
+        if pollster::block_on(oom.pop()).is_some() {
+            return Err(GpuError::OutOfMemory(what.to_string()));
+        }
+        Ok(value)
+    }
+}

@@ -1,0 +1,554 @@
+//! The GPU ops: each builds a [`Kernel`] (a pipeline, its bound buffers and how many
+//! workgroups a step needs) once, when a segment is set up; a step only encodes them.
+
+use std::sync::Arc;
+
+use wgpu::util::DeviceExt;
+
+use super::pipelines::{Access, Pipeline};
+use super::upload::GpuMatrix;
+use super::Gpu;
+
+/// Rows per run of 32 lanes in the matrix-vector shader, and runs per workgroup.
+const MATVEC_ROWS: u32 = 2;
+const MATVEC_GROUPS: u32 = 2;
+/// Rows and tokens of a `gemm.wgsl` tile.
+const GEMM_TILE: u32 = 64;
+
+/// Threads of an attention workgroup.
+const ATTN_WG: u32 = 32;
+/// At most this many workgroups along one dimension of a dispatch.
+const MAX_GROUPS: u32 = 65535;
+
+/// The step's shape, as every shader reads it (binding 1).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Step {
+    pub n_tokens: u32,
+    pub pos0: u32,
+    /// The first token whose logits are wanted, and how many.
+    pub out_first: u32,
+    pub n_out: u32,
+}
+
+/// How many workgroups a kernel needs for a step.
+#[derive(Clone, Copy, Debug)]
+enum Grid {
+    /// Groups of rows of a matrix (folded onto x and y), by runs of `tok` tokens along z;
+    /// `out_rows`: over the step's output tokens rather than all of them.
+    Rows {
+        x: u32,
+        y: u32,
+        tok: u32,
+        out_rows: bool,
+    },
+    /// One workgroup per token.
+    PerToken,
+    /// One workgroup per (head, token).
+    PerHead { heads: u32 },
+    /// One invocation per `per_token` items of each token, 64 to a workgroup.
+    Items { per_token: u32 },
+}
+
+impl Grid {
+    /// The tokens a step hands this kernel.
+    fn count(&self, step: &Step) -> u32 {
+        match self {
+            Grid::Rows { out_rows: true, .. } => step.n_out,
+            _ => step.n_tokens,
+        }
+    }
+
+    fn groups(&self, n: u32) -> (u32, u32, u32) {
+        match *self {
+            Grid::Rows { x, y, tok, .. } => (x, y, n.div_ceil(tok)),
+            Grid::PerToken => (n, 1, 1),
+            Grid::PerHead { heads } => (heads, n, 1),
+            Grid::Items { per_token } => {
+                let groups = (n * per_token).div_ceil(64);
+                let x = groups.min(MAX_GROUPS);
+                (x, groups.div_ceil(x.max(1)), 1)
+            }
+        }
+    }
+}
+
+/// A pipeline with its bound buffers and the shape of its dispatch.
+struct Variant {
+    pipeline: Arc<Pipeline>,
+    bind_group: wgpu::BindGroup,
+    grid: Grid,
+}
+
+impl Variant {
+    fn new(gpu: &Gpu, pipeline: Arc<Pipeline>, buffers: &[&wgpu::Buffer], grid: Grid) -> Variant {
+        let entries: Vec<_> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.layout,
+            entries: &entries,
+        });
+        Variant {
+            pipeline,
+            bind_group,
+            grid,
+        }
+    }
+}
+
+/// A dispatch ready to encode: one variant for a single token and, for matrix
+/// products, one for several.
+pub struct Kernel {
+    one: Variant,
+    many: Option<Variant>,
+}
+
+impl Kernel {
+    fn single(v: Variant) -> Kernel {
+        Kernel { one: v, many: None }
+    }
+
+    /// Records the kernel for `step`.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass, step: &Step) {
+        let n = self.one.grid.count(step);
+        let v = match &self.many {
+            Some(many) if n > 1 => many,
+            _ => &self.one,
+        };
+        let groups = v.grid.groups(n);
+        if groups.0 * groups.1 * groups.2 == 0 {
+            return;
+        }
+        pass.set_pipeline(&v.pipeline.pipeline);
+        pass.set_bind_group(0, &v.bind_group, &[]);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+    }
+}
+
+/// A small uniform buffer of 32-bit fields, padded to 16 bytes.
+pub fn uniform(gpu: &Gpu, fields: &[u32]) -> wgpu::Buffer {
+    let mut words = fields.to_vec();
+    words.resize(words.len().next_multiple_of(4), 0);
+    gpu.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::cast_slice(&words),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+}
+
+/// The step's uniform, written before each step.
+pub fn step_buffer(gpu: &Gpu) -> wgpu::Buffer {
+    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("step"),
+        size: std::mem::size_of::<Step>() as u64,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+/// A storage buffer of `floats` f32 values (at least one).
+pub fn activations(gpu: &Gpu, label: &str, floats: usize) -> wgpu::Buffer {
+    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: (floats.max(1) * 4).next_multiple_of(16) as u64,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    })
+}
+
+use Access::{Read as R, ReadWrite as RW, Uniform as U};
+
+/// What a matrix product does with its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dest {
+    /// `out[t] = W · act[t]`
+    Store,
+    /// `out[t] += W · act[t]`: the residual stream
+    Add,
+    /// `out[i] = W · act[out_first + i]` for the step's output tokens: logits
+    OutputRows,
+}
+
+/// `out` ← `m` times each token of `act` (`[n][cols]`); `out` rows are `m.rows` wide.
+/// One kernel per buffer the matrix is split into.
+pub fn matmul(
+    gpu: &Gpu,
+    m: &GpuMatrix,
+    step: &wgpu::Buffer,
+    act: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    dest: Dest,
+) -> Vec<Kernel> {
+    let add = ("ADD", u32::from(dest == Dest::Add).to_string());
+    let bindings = [U, U, R, R, R, RW];
+    let (vec_files, vec_defines) = matvec_variant(gpu.subgroups_of_32, m.decode, add.clone());
+    let vector = gpu
+        .pipelines
+        .get(&gpu.device, &vec_files, &vec_defines, &bindings);
+    let matrix = gpu
+        .pipelines
+        .get(&gpu.device, &["gemm", "block", m.decode], &[add], &bindings);
+    let out_rows = dest == Dest::OutputRows;
+    m.chunks
+        .iter()
+        .map(|c| {
+            let rows = c.rows as u32;
+            let variant = |pipeline: &Arc<Pipeline>, rows_per_group: u32, tok: u32| {
+                let groups = rows.div_ceil(rows_per_group);
+                let x = groups.min(MAX_GROUPS);
+                let params = uniform(
+                    gpu,
+                    &[
+                        rows,
+                        m.cols as u32,
+                        c.first_row as u32,
+                        m.rows as u32,
+                        u32::from(out_rows),
+                        x,
+                    ],
+                );
+                let grid = Grid::Rows {
+                    x,
+                    y: groups.div_ceil(x),
+                    tok,
+                    out_rows,
+                };
+                Variant::new(
+                    gpu,
+                    pipeline.clone(),
+                    &[&params, step, &c.quants, &c.scales, act, out],
+                    grid,
+                )
+            };
+            Kernel {
+                one: variant(&vector, MATVEC_ROWS * MATVEC_GROUPS, u32::MAX),
+                many: Some(variant(&matrix, GEMM_TILE, GEMM_TILE)),
+            }
+        })
+        .collect()
+}
+
+/// The matrix-vector shader's files and defines: lanes summed by subgroup operations
+/// where the adapter's subgroups are exactly 32 wide, else through workgroup memory.
+fn matvec_variant(
+    subgroups_of_32: bool,
+    decode: &'static str,
+    add: (&'static str, String),
+) -> ShaderVariant {
+    // WGSL's `enable subgroups;` is not parsed yet: the device feature alone allows them.
+    let reduce = if subgroups_of_32 {
+        "return subgroupAdd(x);"
+    } else {
+        SHARED_SUM32
+    };
+    let defines = vec![
+        ("REDUCE", reduce.to_string()),
+        ("ROWS", MATVEC_ROWS.to_string()),
+        ("GROUPS", MATVEC_GROUPS.to_string()),
+        add,
+    ];
+    (vec!["matvec", "block", decode], defines)
+}
+
+/// `sum32` through workgroup memory: a tree over each run of 32 lanes.
+const SHARED_SUM32: &str = "partial[lid] = x;
+    workgroupBarrier();
+    for (var s = 16u; s > 0u; s >>= 1u) {
+        if lid % LANES < s {
+            partial[lid] += partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = partial[lid - lid % LANES];
+    workgroupBarrier();
+    return total;";
+
+/// `out[t] = rms_norm(x[t]) · weight`, rows of `dim`.
+pub fn rms_norm(
+    gpu: &Gpu,
+    weight: &wgpu::Buffer,
+    dim: usize,
+    eps: f32,
+    step: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+) -> Kernel {
+    let pipeline = gpu
+        .pipelines
+        .get(&gpu.device, &["rms_norm"], &[], &[U, U, R, R, RW]);
+    let params = uniform(gpu, &[dim as u32, eps.to_bits()]);
+    Kernel::single(Variant::new(
+        gpu,
+        pipeline,
+        &[&params, step, weight, x, out],
+        Grid::PerToken,
+    ))
+}
+
+/// Rotates `x` (`[n][n_heads][2 * half]`) by the positions' rows of `table` (`[n][half]`
+/// cos, then `[n][half]` sin).
+pub fn rope(
+    gpu: &Gpu,
+    n_heads: usize,
+    half: usize,
+    step: &wgpu::Buffer,
+    table: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+) -> Kernel {
+    let pipeline = gpu
+        .pipelines
+        .get(&gpu.device, &["rope"], &[], &[U, U, R, RW]);
+    let params = uniform(gpu, &[n_heads as u32, half as u32]);
+    Kernel::single(Variant::new(
+        gpu,
+        pipeline,
+        &[&params, step, table, x],
+        Grid::Items {
+            per_token: (n_heads * half) as u32,
+        },
+    ))
+}
+
+/// How a GPU KV cache stores values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvType {
+    F32,
+    /// Two f16 to a word; any adapter reads them (no shader-f16 feature needed).
+    F16,
+}
+
+impl KvType {
+    pub fn bytes_per_value(self) -> usize {
+        match self {
+            KvType::F32 => 4,
+            KvType::F16 => 2,
+        }
+    }
+
+    fn defines(self) -> [(&'static str, String); 3] {
+        let (word, store, load) = match self {
+            KvType::F32 => ("vec2<f32>", "return kv;", "return cache_word;"),
+            KvType::F16 => (
+                "u32",
+                "return pack2x16float(kv);",
+                "return unpack2x16float(cache_word);",
+            ),
+        };
+        [
+            ("KV_WORD", word.to_string()),
+            ("KV_STORE", store.to_string()),
+            ("KV_LOAD", load.to_string()),
+        ]
+    }
+}
+
+/// Writes the step's `k` and `v` (`[n][kv_dim]`) into the caches at `pos0`.
+#[allow(clippy::too_many_arguments)]
+pub fn kv_store(
+    gpu: &Gpu,
+    kv_dim: usize,
+    ty: KvType,
+    step: &wgpu::Buffer,
+    k: &wgpu::Buffer,
+    v: &wgpu::Buffer,
+    k_cache: &wgpu::Buffer,
+    v_cache: &wgpu::Buffer,
+) -> Kernel {
+    let [word, store, _] = ty.defines();
+    let pipeline = gpu.pipelines.get(
+        &gpu.device,
+        &["kv_store"],
+        &[word, store],
+        &[U, U, R, R, RW, RW],
+    );
+    let params = uniform(gpu, &[kv_dim as u32]);
+    Kernel::single(Variant::new(
+        gpu,
+        pipeline,
+        &[&params, step, k, v, k_cache, v_cache],
+        Grid::Items {
+            per_token: (kv_dim / 2) as u32,
+        },
+    ))
+}
+
+/// The shape of an attention op.
+#[derive(Clone, Copy, Debug)]
+pub struct AttnShape {
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// Causal attention of `q` (`[n][n_heads][head_dim]`) over the caches, into `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    gpu: &Gpu,
+    shape: AttnShape,
+    ty: KvType,
+    step: &wgpu::Buffer,
+    q: &wgpu::Buffer,
+    k_cache: &wgpu::Buffer,
+    v_cache: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+) -> Kernel {
+    let defines = attention_defines(ty, shape.head_dim);
+    let pipeline = gpu
+        .pipelines
+        .get(&gpu.device, &["attention"], &defines, &[U, U, R, R, R, RW]);
+    let scale = 1.0 / (shape.head_dim as f32).sqrt();
+    let params = uniform(
+        gpu,
+        &[
+            shape.n_heads as u32,
+            (shape.n_heads / shape.n_kv_heads) as u32,
+            (shape.n_kv_heads * shape.head_dim) as u32,
+            scale.to_bits(),
+        ],
+    );
+    Kernel::single(Variant::new(
+        gpu,
+        pipeline,
+        &[&params, step, q, k_cache, v_cache, out],
+        Grid::PerHead {
+            heads: shape.n_heads as u32,
+        },
+    ))
+}
+
+fn attention_defines(ty: KvType, head_dim: usize) -> [(&'static str, String); 4] {
+    let [word, _, load] = ty.defines();
+    [
+        ("WG", ATTN_WG.to_string()),
+        ("HD", head_dim.to_string()),
+        word,
+        load,
+    ]
+}
+
+/// A shader's files and defines.
+pub type ShaderVariant = (Vec<&'static str>, Vec<(&'static str, String)>);
+
+/// Every shader variant the ops build (attention for heads of 64 and 128), with and
+/// without subgroup operations: what the translation test hands to naga's SPIR-V, MSL
+/// and HLSL writers, so Metal and DX12 users get shaders that translate.
+pub fn shader_variants() -> Vec<ShaderVariant> {
+    let mut out = Vec::new();
+    for decode in super::upload::DECODERS {
+        for add in ["0", "1"] {
+            for subgroups in [false, true] {
+                out.push(matvec_variant(subgroups, decode, ("ADD", add.into())));
+            }
+            out.push((vec!["gemm", "block", decode], vec![("ADD", add.into())]));
+        }
+    }
+    for ty in [KvType::F32, KvType::F16] {
+        let [word, store, _] = ty.defines();
+        out.push((vec!["kv_store"], vec![word, store]));
+        for head_dim in [64, 128] {
+            out.push((vec!["attention"], attention_defines(ty, head_dim).to_vec()));
+        }
+    }
+    for file in ["rms_norm", "rope", "silu_mul", "copy"] {
+        out.push((vec![file], Vec::new()));
+    }
+    out
+}
+
+/// `gate = silu(gate) · up`, rows of `width`.
+pub fn silu_mul(
+    gpu: &Gpu,
+    width: usize,
+    step: &wgpu::Buffer,
+    up: &wgpu::Buffer,
+    gate: &wgpu::Buffer,
+) -> Kernel {
+    let pipeline = gpu
+        .pipelines
+        .get(&gpu.device, &["silu_mul"], &[], &[U, U, R, RW]);
+    let params = uniform(gpu, &[width as u32]);
+    Kernel::single(Variant::new(
+        gpu,
+        pipeline,
+        &[&params, step, up, gate],
+        Grid::Items {
+            per_token: (width / 4) as u32,
+        },
+    ))
+}
+
+/// `dst = src` for `bytes` (a multiple of 16), in a shader: what the copy ceiling is
+/// measured with.
+pub fn copy(gpu: &Gpu, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64) -> Kernel {
+    let pipeline = gpu
+        .pipelines
+        .get(&gpu.device, &["copy"], &[], &[U, U, R, RW]);
+    let n = (bytes / 16) as u32;
+    let groups = n.div_ceil(256);
+    let x = groups.min(MAX_GROUPS);
+    let params = uniform(gpu, &[n, x]);
+    let step = step_buffer(gpu);
+    Kernel::single(Variant::new(
+        gpu,
+        pipeline,
+        &[&params, &step, src, dst],
+        Grid::Rows {
+            x,
+            y: groups.div_ceil(x),
+            tok: u32::MAX,
+            out_rows: false,
+        },
+    ))
+}
+
+/// A storage buffer holding `values`.
+pub fn upload_f32(gpu: &Gpu, label: &str, values: &[f32]) -> wgpu::Buffer {
+    gpu.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(values),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+        })
+}
+
+/// Runs `kernels` for `step` in one submission (what a segment does, for one op).
+pub fn run(gpu: &Gpu, kernels: &[Kernel], step_buffer: &wgpu::Buffer, step: &Step) {
+    gpu.queue
+        .write_buffer(step_buffer, 0, bytemuck::bytes_of(step));
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        for k in kernels {
+            k.encode(&mut pass, step);
+        }
+    }
+    gpu.queue.submit([encoder.finish()]);
+}
+
+/// The first `n` f32 values of a storage buffer (made with COPY_SRC).
+pub fn read(gpu: &Gpu, buffer: &wgpu::Buffer, n: usize) -> super::Result<Vec<f32>> {
+    let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("read"),
+        size: (n * 4) as u64,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, (n * 4) as u64);
+    gpu.queue.submit([encoder.finish()]);
+    let mut out = vec![0.0; n];
+    super::segment::read_into(gpu, &staging, &mut out)?;
+    Ok(out)
+}

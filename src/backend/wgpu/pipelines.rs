@@ -1,0 +1,179 @@
+//! The shaders, and a cache of compute pipelines keyed by shader and defines.
+//!
+//! A shader is a plain `.wgsl` file under `shaders/`; `{{NAME}}` marks where a define
+//! goes (a workgroup size, a head dimension, how the KV cache stores a pair), so one
+//! file serves every variant. A matrix product is a driver (`matvec.wgsl` for one token,
+//! `gemm.wgsl` for several) with `block.wgsl` and the weight type's `decode_*.wgsl`
+//! appended.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Every shader file, by name.
+pub const SHADERS: &[(&str, &str)] = &[
+    ("matvec", include_str!("../../../shaders/matvec.wgsl")),
+    ("gemm", include_str!("../../../shaders/gemm.wgsl")),
+    ("block", include_str!("../../../shaders/block.wgsl")),
+    (
+        "decode_f32",
+        include_str!("../../../shaders/decode_f32.wgsl"),
+    ),
+    (
+        "decode_f16",
+        include_str!("../../../shaders/decode_f16.wgsl"),
+    ),
+    (
+        "decode_q4_0",
+        include_str!("../../../shaders/decode_q4_0.wgsl"),
+    ),
+    (
+        "decode_q4_1",
+        include_str!("../../../shaders/decode_q4_1.wgsl"),
+    ),
+    (
+        "decode_q8_0",
+        include_str!("../../../shaders/decode_q8_0.wgsl"),
+    ),
+    (
+        "decode_q4_k",
+        include_str!("../../../shaders/decode_q4_k.wgsl"),
+    ),
+    (
+        "decode_q6_k",
+        include_str!("../../../shaders/decode_q6_k.wgsl"),
+    ),
+    ("rms_norm", include_str!("../../../shaders/rms_norm.wgsl")),
+    ("rope", include_str!("../../../shaders/rope.wgsl")),
+    ("kv_store", include_str!("../../../shaders/kv_store.wgsl")),
+    ("attention", include_str!("../../../shaders/attention.wgsl")),
+    ("silu_mul", include_str!("../../../shaders/silu_mul.wgsl")),
+    ("copy", include_str!("../../../shaders/copy.wgsl")),
+];
+
+fn file(name: &str) -> &'static str {
+    SHADERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no shader named {name}"))
+        .1
+}
+
+/// The WGSL of `files` joined, with each `{{KEY}}` replaced by its define.
+pub fn source(files: &[&str], defines: &[(&str, String)]) -> String {
+    let mut text = files.iter().map(|f| file(f)).collect::<Vec<_>>().join("\n");
+    for (key, value) in defines {
+        text = text.replace(&format!("{{{{{key}}}}}"), value);
+    }
+    assert!(
+        !text.contains("{{"),
+        "shader {files:?} has a define left unset"
+    );
+    text
+}
+
+/// How a shader binds a buffer: binding 0 and 1 are always the op's parameters and the
+/// step's (uniforms); the rest are storage buffers, read-only or read-write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    Uniform,
+    Read,
+    ReadWrite,
+}
+
+/// A compiled shader variant with its bind group layout.
+pub struct Pipeline {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+type Key = (Vec<&'static str>, Vec<(&'static str, String)>);
+
+/// Pipelines built so far; building one compiles a shader, so each variant is built once.
+pub struct Pipelines {
+    built: Mutex<HashMap<Key, Arc<Pipeline>>>,
+    layouts: Mutex<HashMap<Vec<Access>, wgpu::BindGroupLayout>>,
+}
+
+impl Pipelines {
+    pub fn new() -> Pipelines {
+        Pipelines {
+            built: Mutex::new(HashMap::new()),
+            layouts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The pipeline of `files` with `defines`, whose entry point `main` binds buffers as
+    /// `bindings` says.
+    pub fn get(
+        &self,
+        device: &wgpu::Device,
+        files: &[&'static str],
+        defines: &[(&'static str, String)],
+        bindings: &[Access],
+    ) -> Arc<Pipeline> {
+        let key = (files.to_vec(), defines.to_vec());
+        if let Some(p) = self.built.lock().expect("not poisoned").get(&key) {
+            return p.clone();
+        }
+        let layout = self.layout(device, bindings);
+        let desc = wgpu::ShaderModuleDescriptor {
+            label: Some(files[0]),
+            source: wgpu::ShaderSource::Wgsl(source(files, defines).into()),
+        };
+        let module = device.create_shader_module(desc);
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(files[0]),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(files[0]),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let p = Arc::new(Pipeline { pipeline, layout });
+        self.built
+            .lock()
+            .expect("not poisoned")
+            .insert(key, p.clone());
+        p
+    }
+
+    fn layout(&self, device: &wgpu::Device, bindings: &[Access]) -> wgpu::BindGroupLayout {
+        let mut layouts = self.layouts.lock().expect("not poisoned");
+        layouts
+            .entry(bindings.to_vec())
+            .or_insert_with(|| {
+                let entries: Vec<_> = bindings
+                    .iter()
+                    .enumerate()
+                    .map(|(i, access)| wgpu::BindGroupLayoutEntry {
+                        binding: i as u32,
+                        visibility: wgpu::ShaderStages::COMPUTE,
+                        ty: wgpu::BindingType::Buffer {
+                            ty: match access {
+                                Access::Uniform => wgpu::BufferBindingType::Uniform,
+                                Access::Read => {
+                                    wgpu::BufferBindingType::Storage { read_only: true }
+                                }
+                                Access::ReadWrite => {
+                                    wgpu::BufferBindingType::Storage { read_only: false }
+                                }
+                            },
+                            has_dynamic_offset: false,
+                            min_binding_size: None,
+                        },
+                        count: None,
+                    })
+                    .collect();
+                device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: None,
+                    entries: &entries,
+                })
+            })
+            .clone()
+    }
+}

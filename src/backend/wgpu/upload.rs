@@ -1,0 +1,191 @@
+//! Weights in the layouts the shaders read: quants and scales in separate u32-aligned
+//! arrays, split by rows across buffers where a matrix exceeds the largest binding.
+
+use wgpu::util::DeviceExt;
+
+use crate::model::weights::Matrix;
+use crate::quant::GgmlType;
+
+use super::{Gpu, GpuError, Result};
+
+/// How a stored block becomes the shader's arrays.
+enum Layout {
+    /// The stored bytes as they are.
+    Raw,
+    /// Each block's scale bytes go to the scales array, its quant bytes to the quants
+    /// array.
+    Split {
+        block: usize,
+        scale: std::ops::Range<usize>,
+        quants: std::ops::Range<usize>,
+    },
+    /// No shader for the type: rows are dequantized and stored as f16.
+    ViaF16,
+}
+
+/// The shaders that decode weight blocks, one per type with a GPU layout.
+pub const DECODERS: [&str; 7] = [
+    "decode_f32",
+    "decode_f16",
+    "decode_q4_0",
+    "decode_q4_1",
+    "decode_q8_0",
+    "decode_q4_k",
+    "decode_q6_k",
+];
+
+fn layout(ty: GgmlType) -> (Layout, &'static str) {
+    use Layout::*;
+    match ty {
+        GgmlType::F32 => (Raw, "decode_f32"),
+        GgmlType::F16 => (Raw, "decode_f16"),
+        GgmlType::Q4_K => (Raw, "decode_q4_k"),
+        GgmlType::Q4_0 => (split(18, 0..2, 2..18), "decode_q4_0"),
+        GgmlType::Q4_1 => (split(20, 0..4, 4..20), "decode_q4_1"),
+        GgmlType::Q8_0 => (split(34, 0..2, 2..34), "decode_q8_0"),
+        GgmlType::Q6_K => (split(210, 208..210, 0..208), "decode_q6_k"),
+        _ => (ViaF16, "decode_f16"),
+    }
+}
+
+fn split(block: usize, scale: std::ops::Range<usize>, quants: std::ops::Range<usize>) -> Layout {
+    Layout::Split {
+        block,
+        scale,
+        quants,
+    }
+}
+
+/// A run of rows of a matrix in one pair of buffers.
+pub struct Chunk {
+    pub first_row: usize,
+    pub rows: usize,
+    pub quants: wgpu::Buffer,
+    pub scales: wgpu::Buffer,
+}
+
+/// A weight matrix `[rows][cols]` on the GPU.
+pub struct GpuMatrix {
+    pub rows: usize,
+    pub cols: usize,
+    /// The shader that decodes its blocks.
+    pub decode: &'static str,
+    pub chunks: Vec<Chunk>,
+    pub bytes: u64,
+}
+
+impl GpuMatrix {
+    pub fn upload(gpu: &Gpu, m: &Matrix) -> Result<GpuMatrix> {
+        if !m.cols.is_multiple_of(32) {
+            return Err(GpuError::Unsupported(format!(
+                "{} has rows of {} values, not a multiple of 32",
+                m.name, m.cols
+            )));
+        }
+        let (layout, decode) = layout(m.ty);
+        let quant_row_bytes = match &layout {
+            Layout::Raw => m.row_bytes(),
+            Layout::Split {
+                block, quants: q, ..
+            } => m.row_bytes() / block * q.len(),
+            Layout::ViaF16 => m.cols * 2,
+        };
+        // Rows per buffer: as many as the binding limit allows, and a multiple of 2 so
+        // that scales packed two to a word never straddle buffers.
+        let per_chunk = ((gpu.max_binding as usize / quant_row_bytes) & !1).max(1);
+        let mut chunks = Vec::new();
+        let mut bytes = 0;
+        for first_row in (0..m.rows).step_by(per_chunk) {
+            let rows = per_chunk.min(m.rows - first_row);
+            let (quants, scales) = arrays(m, &layout, first_row..first_row + rows);
+            bytes += (quants.len() + scales.len()) as u64;
+            let what = format!("uploading {}", m.name);
+            let (quants, scales) = gpu.checked(&what, || {
+                (
+                    storage_init(gpu, m.name, &quants),
+                    storage_init(gpu, m.name, &scales),
+                )
+            })?;
+            chunks.push(Chunk {
+                first_row,
+                rows,
+                quants,
+                scales,
+            });
+        }
+        Ok(GpuMatrix {
+            rows: m.rows,
+            cols: m.cols,
+            decode,
+            chunks,
+            bytes,
+        })
+    }
+}
+
+/// The quants and scales arrays of `rows` of `m` (each at least one vector long, since a
+/// binding may not be empty).
+fn arrays(m: &Matrix, layout: &Layout, rows: std::ops::Range<usize>) -> (Vec<u8>, Vec<u8>) {
+    let row_bytes = m.row_bytes();
+    let data = &m.data[rows.start * row_bytes..rows.end * row_bytes];
+    let (mut quants, mut scales) = match layout {
+        Layout::Raw => (data.to_vec(), Vec::new()),
+        Layout::Split {
+            block,
+            scale,
+            quants: q,
+        } => {
+            let n = data.len() / block;
+            let mut quants = Vec::with_capacity(n * q.len());
+            let mut scales = Vec::with_capacity(n * scale.len() + 4);
+            for b in data.chunks_exact(*block) {
+                quants.extend_from_slice(&b[q.clone()]);
+                scales.extend_from_slice(&b[scale.clone()]);
+            }
+            (quants, scales)
+        }
+        Layout::ViaF16 => {
+            let mut row = vec![0.0f32; m.cols];
+            let mut out = Vec::with_capacity(rows.len() * m.cols * 2);
+            for r in rows {
+                m.dequantize_row(r, &mut row);
+                for &v in &row {
+                    out.extend_from_slice(&half::f16::from_f32(v).to_le_bytes());
+                }
+            }
+            (out, Vec::new())
+        }
+    };
+    // Shaders read quants as 16-byte vectors and scales as words.
+    for a in [&mut quants, &mut scales] {
+        a.resize(a.len().next_multiple_of(16).max(16), 0);
+    }
+    (quants, scales)
+}
+
+pub fn storage_init(gpu: &Gpu, label: &str, contents: &[u8]) -> wgpu::Buffer {
+    gpu.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        })
+}
+
+/// Whether a matrix of type `ty` is multiplied from its own blocks on the GPU (rather
+/// than from an f16 copy).
+pub fn has_shader(ty: GgmlType) -> bool {
+    !matches!(layout(ty).0, Layout::ViaF16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_layout_names_a_listed_decoder() {
+        for ty in GgmlType::ALL {
+            assert!(DECODERS.contains(&layout(ty).1), "{ty}");
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! GPU flags shared by `run`, `perplexity` and `bench`, and the offload they ask for.
+
+use std::sync::Arc;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use ropewalk::backend::wgpu::{Gpu, GpuChoice};
+use ropewalk::model::Session;
+
+use super::CliResult;
+
+#[derive(Args, Clone)]
+pub struct GpuArgs {
+    /// Which GPU: its index in `ropewalk devices` or part of its name (default: a
+    /// discrete GPU before an integrated one, before a software one).
+    #[arg(long = "gpu-device", value_name = "N|NAME")]
+    pub gpu_device: Option<GpuChoice>,
+    /// Stop when the GPU cannot be used, rather than going on with the CPU.
+    #[arg(long)]
+    pub gpu_required: bool,
+}
+
+impl GpuArgs {
+    /// The GPU, when `n_gpu_layers` asks for one. Without one (no adapter, a failed
+    /// start) this warns and gives `None`, or fails with `--gpu-required`.
+    pub fn open(
+        &self,
+        n_gpu_layers: usize,
+    ) -> Result<Option<Arc<Gpu>>, Box<dyn std::error::Error>> {
+        if n_gpu_layers == 0 {
+            return Ok(None);
+        }
+        match Gpu::open(&self.gpu_device.clone().unwrap_or_default()) {
+            Ok(gpu) => Ok(Some(Arc::new(gpu))),
+            Err(e) if self.gpu_required => Err(e.into()),
+            Err(e) => {
+                eprintln!("warning: {e}; running on the CPU");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Moves the last `n_gpu_layers` layers of `session` to `gpu` and says what went
+    /// where; a failed upload leaves every layer on the CPU (or fails with
+    /// `--gpu-required`).
+    pub fn offload(
+        &self,
+        gpu: Option<&Arc<Gpu>>,
+        session: &mut Session,
+        n_gpu_layers: usize,
+    ) -> CliResult {
+        let Some(gpu) = gpu else {
+            return Ok(());
+        };
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("uploading to the GPU {bar:30} {pos}/{len} layers")
+                .expect("a valid template"),
+        );
+        let result = session.offload(gpu.clone(), n_gpu_layers, &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        });
+        bar.finish_and_clear();
+        let offload = match result {
+            Ok(Some(offload)) => offload,
+            Ok(None) => return Ok(()),
+            Err(e) if self.gpu_required => return Err(e.into()),
+            Err(e) => {
+                eprintln!("warning: {e}; running on the CPU");
+                return Ok(());
+            }
+        };
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        eprintln!(
+            "offloaded {}/{} layers{} to {} ({}): {:.1} MiB of weights, {:.1} MiB of KV cache",
+            offload.layers,
+            session.config().n_layers,
+            if offload.output {
+                " and the output layer"
+            } else {
+                ""
+            },
+            gpu.info.name,
+            gpu.info.backend,
+            mib(offload.weight_bytes),
+            mib(offload.kv_bytes),
+        );
+        if !offload.via_f16.is_empty() {
+            eprintln!(
+                "note: {} matrices have no GPU shader for their type and went up as f16",
+                offload.via_f16.len()
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Args)]
+pub struct DevicesArgs {
+    /// Also measure the copy bandwidth of the GPU that --gpu-device picks (GB/s, read
+    /// plus write): the ceiling of token generation.
+    #[arg(long)]
+    pub bandwidth: bool,
+    /// Which GPU to measure (default: the one --gpu-layers would take).
+    #[arg(long = "gpu-device", value_name = "N|NAME")]
+    pub gpu_device: Option<GpuChoice>,
+}
+
+/// `ropewalk devices`: every adapter wgpu can reach.
+pub fn list_devices(args: &DevicesArgs) -> CliResult {
+    let adapters = ropewalk::backend::wgpu::adapters();
+    if adapters.is_empty() {
+        println!("no GPU adapter found (no Vulkan, Metal or DX12 device)");
+    }
+    for a in adapters {
+        println!("{a}");
+    }
+    if args.bandwidth {
+        let gpu = Gpu::open(&args.gpu_device.clone().unwrap_or_default())?;
+        let bw = ropewalk::backend::wgpu::bandwidth::copy_gbs(&gpu, 1 << 30, 5)?;
+        println!(
+            "{}: copy bandwidth (read + write) {:.0} GB/s in a shader, {:.0} GB/s by copy command",
+            gpu.info.name, bw.shader, bw.command
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! The test model with layers on the GPU (lavapipe in CI) against the Hugging Face
+//! reference, as the CPU's exact path is checked in tests/forward_hf.rs and
+//! tests/rope_hf.rs: every split of the layers between CPU and GPU gives the reference's
+//! 32 greedy tokens and its top-20 final logits within 2e-3, for the base model and
+//! with YaRN scaling.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::hf::{reference, run_prompt_in};
+use ropewalk::backend::cpu::matmul::Precision;
+use ropewalk::backend::wgpu::{Gpu, GpuChoice};
+use ropewalk::gguf::GgufFile;
+use ropewalk::model::kv_cache::CacheType;
+use ropewalk::model::{Llama, Logits, RopeOverrides, ScalingKind, Session};
+
+fn gpu() -> Arc<Gpu> {
+    Arc::new(Gpu::open(&GpuChoice::Best).unwrap_or_else(|e| {
+        panic!("{e}: the GPU tests need a Vulkan driver (tools/setup.sh installs lavapipe)")
+    }))
+}
+
+/// Runs the reference's prompts with the last `ngl` layers on the GPU (the output layer
+/// too past the layer count), on the exact path with an f32 KV cache.
+fn check(model: &Llama, gpu: &Arc<Gpu>, variant: &str, ngl: usize) {
+    let expected = reference(&format!("{variant}.json"));
+    let mut s = Session::with_cache(model, 512, 512, CacheType::F32).unwrap();
+    s.precision = Precision::Exact;
+    let offload = s
+        .offload(gpu.clone(), ngl, &mut |_, _| {})
+        .unwrap()
+        .unwrap();
+    assert_eq!(offload.layers, ngl.min(model.config.n_layers));
+    assert_eq!(offload.output, ngl > model.config.n_layers);
+    // One prompt per split keeps lavapipe's share of CI short; tests/forward_hf.rs runs
+    // them all on the CPU.
+    let r = run_prompt_in(&mut s, &expected["prompts"]["short"]);
+    assert!(
+        r.max_logit_diff < 2e-3,
+        "{variant} -ngl {ngl}: top-20 logits differ by {}",
+        r.max_logit_diff
+    );
+    assert_eq!(
+        r.greedy_agree, 32,
+        "{variant} -ngl {ngl}: greedy tokens diverge"
+    );
+}
+
+#[test]
+fn every_split_matches_the_reference() {
+    let file = GgufFile::open(common::test_model()).unwrap();
+    let gpu = gpu();
+    let mut model = Llama::load(&file).unwrap();
+    let n = model.config.n_layers;
+    for ngl in [1, n / 2, n, n + 1] {
+        check(&model, &gpu, "base", ngl);
+    }
+    model
+        .rope
+        .apply(&RopeOverrides {
+            scaling: Some(ScalingKind::Yarn),
+            scale: Some(4.0),
+            orig_ctx: Some(8192),
+            ..Default::default()
+        })
+        .unwrap();
+    for ngl in [1, n / 2, n, n + 1] {
+        check(&model, &gpu, "yarn4", ngl);
+    }
+}
+
+#[test]
+fn scoring_every_position_on_the_gpu_matches_the_cpu() {
+    // Logits::All through the output layer on the GPU (the perplexity path), in batches.
+    let file = GgufFile::open(common::test_model()).unwrap();
+    let model = Llama::load(&file).unwrap();
+    let gpu = gpu();
+    let tokens = common::hf::ids(&reference("base.json")["prompts"]["long"]["ids"]);
+    let logits = |ngl: usize| {
+        let mut s = Session::with_cache(&model, 256, 16, CacheType::F32).unwrap();
+        s.precision = Precision::Exact;
+        s.offload(gpu.clone(), ngl, &mut |_, _| {}).unwrap();
+        s.forward(&tokens, Logits::All).unwrap().to_vec()
+    };
+    let (cpu, all) = (logits(0), logits(99));
+    let worst = cpu
+        .iter()
+        .zip(&all)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(worst < 5e-3, "largest logit difference {worst}");
+}

@@ -1,0 +1,374 @@
+//! Every GPU op against the CPU op, on fresh random data. CI runs these on Mesa's
+//! lavapipe (software Vulkan), so the GPU path is tested without a GPU.
+
+mod common;
+
+use std::sync::{Arc, OnceLock};
+
+use common::Rng;
+use ropewalk::backend::cpu::attention::{attend, Tile};
+use ropewalk::backend::cpu::matmul::{matmul as cpu_matmul, MatmulScratch, Precision};
+use ropewalk::backend::cpu::ops as cpu;
+use ropewalk::backend::wgpu::ops::{self, AttnShape, Dest, KvType, Step};
+use ropewalk::backend::wgpu::upload::GpuMatrix;
+use ropewalk::backend::wgpu::{Gpu, GpuChoice};
+use ropewalk::model::kv_cache::{CacheType, KvCache};
+use ropewalk::model::rope::{Rope, RopeConfig, RopeScaling};
+use ropewalk::model::weights::Matrix;
+use ropewalk::quant::{self, GgmlType};
+
+fn gpu() -> Arc<Gpu> {
+    static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
+    GPU.get_or_init(|| {
+        Arc::new(Gpu::open(&GpuChoice::Best).unwrap_or_else(|e| {
+            panic!("{e}: the GPU tests need a Vulkan driver (tools/setup.sh installs lavapipe)")
+        }))
+    })
+    .clone()
+}
+
+fn normal(rng: &mut Rng, n: usize) -> Vec<f32> {
+    // Sums of uniforms: close enough to normal for weights and activations.
+    (0..n)
+        .map(|_| {
+            (0..4)
+                .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32)
+                .sum::<f32>()
+                - 2.0
+        })
+        .collect()
+}
+
+/// ‖got − want‖ / ‖want‖, the error measure of every check here.
+fn rel_error(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let diff: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| ((g - w) as f64).powi(2))
+        .sum();
+    let norm: f64 = want.iter().map(|w| (*w as f64).powi(2)).sum();
+    (diff / norm.max(1e-30)).sqrt()
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32], bound: f64) {
+    let e = rel_error(got, want);
+    assert!(
+        e <= bound,
+        "{what}: relative error {e:.3e} above {bound:.0e}"
+    );
+}
+
+/// A random `[rows][cols]` matrix of type `ty` (quantized from random floats).
+fn random_matrix(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+    let values = normal(rng, rows * cols);
+    let mut data = vec![0u8; ty.bytes_for((rows * cols) as u64).unwrap() as usize];
+    quant::quantize(ty, &values, &mut data).unwrap();
+    data
+}
+
+fn matrix(ty: GgmlType, rows: usize, cols: usize, data: &[u8]) -> Matrix<'_> {
+    Matrix {
+        name: "w",
+        ty,
+        rows,
+        cols,
+        data,
+        packed: None,
+    }
+}
+
+/// `W · act` on the GPU for `n` tokens, into a fresh output (or added to `base`).
+fn gpu_matmul(gpu: &Gpu, m: &Matrix, act: &[f32], n: usize, base: Option<&[f32]>) -> Vec<f32> {
+    let g = GpuMatrix::upload(gpu, m).unwrap();
+    let step_buf = ops::step_buffer(gpu);
+    let a = ops::upload_f32(gpu, "act", act);
+    let out = ops::upload_f32(gpu, "out", base.unwrap_or(&vec![0.0; n * m.rows]));
+    let dest = if base.is_some() {
+        Dest::Add
+    } else {
+        Dest::Store
+    };
+    let kernels = ops::matmul(gpu, &g, &step_buf, &a, &out, dest);
+    let step = Step {
+        n_tokens: n as u32,
+        ..Default::default()
+    };
+    ops::run(gpu, &kernels, &step_buf, &step);
+    ops::read(gpu, &out, n * m.rows).unwrap()
+}
+
+fn cpu_exact(m: &Matrix, act: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; act.len() / m.cols * m.rows];
+    cpu_matmul(
+        m,
+        act,
+        &mut out,
+        &mut MatmulScratch::default(),
+        Precision::Exact,
+    );
+    out
+}
+
+#[test]
+fn matmul_matches_cpu_for_every_type() {
+    let gpu = gpu();
+    let mut rng = Rng::new(7);
+    // (type, bound): types with a shader multiply their own blocks; the others go up as
+    // f16, so they carry f16 rounding of the weights.
+    let types = [
+        (GgmlType::F32, 1e-5),
+        (GgmlType::F16, 1e-5),
+        (GgmlType::Q4_0, 1e-5),
+        (GgmlType::Q4_1, 1e-5),
+        (GgmlType::Q8_0, 1e-5),
+        (GgmlType::Q4_K, 1e-5),
+        (GgmlType::Q6_K, 1e-5),
+        (GgmlType::Q5_0, 1e-3),
+        (GgmlType::Q5_K, 1e-3),
+        (GgmlType::BF16, 1e-3),
+    ];
+    for (ty, bound) in types {
+        let (rows, cols) = (70, 512);
+        let data = random_matrix(&mut rng, ty, rows, cols);
+        let m = matrix(ty, rows, cols, &data);
+        // One token (the matrix-vector shader), and batches of one partial tile and of
+        // two tiles of 64 tokens (the tiled matrix product).
+        for n in [1, 11, 70] {
+            let act = normal(&mut rng, n * cols);
+            let want = cpu_exact(&m, &act);
+            let got = gpu_matmul(&gpu, &m, &act, n, None);
+            assert_close(&format!("{ty} x {n} tokens"), &got, &want, bound);
+        }
+    }
+}
+
+#[test]
+fn matmul_adds_into_the_residual_and_splits_large_matrices() {
+    // A binding limit of 4 KiB splits the matrix into many buffers (lavapipe's real limit
+    // is 128 MiB, which a 7B model's output matrix would exceed as f16).
+    let mut small = Gpu::open(&GpuChoice::Best).unwrap();
+    small.max_binding = 4096;
+    let mut rng = Rng::new(8);
+    for ty in [GgmlType::Q4_0, GgmlType::Q6_K, GgmlType::F32] {
+        let (rows, cols, n) = (66, 256, 3);
+        let data = random_matrix(&mut rng, ty, rows, cols);
+        let m = matrix(ty, rows, cols, &data);
+        let g = GpuMatrix::upload(&small, &m).unwrap();
+        assert!(g.chunks.len() > 2, "{ty}: {} buffers", g.chunks.len());
+        let act = normal(&mut rng, n * cols);
+        let base = normal(&mut rng, n * rows);
+        let mut want = cpu_exact(&m, &act);
+        cpu::add_assign(&mut want, &base);
+        let got = gpu_matmul(&small, &m, &act, n, Some(&base));
+        assert_close(&format!("{ty} split and added"), &got, &want, 1e-5);
+    }
+}
+
+#[test]
+fn output_rows_take_only_the_tokens_asked_for() {
+    let gpu = gpu();
+    let mut rng = Rng::new(9);
+    let (rows, cols, n) = (40, 128, 6);
+    let data = random_matrix(&mut rng, GgmlType::Q8_0, rows, cols);
+    let m = matrix(GgmlType::Q8_0, rows, cols, &data);
+    let act = normal(&mut rng, n * cols);
+    let g = GpuMatrix::upload(&gpu, &m).unwrap();
+    let step_buf = ops::step_buffer(&gpu);
+    let a = ops::upload_f32(&gpu, "act", &act);
+    let out = ops::activations(&gpu, "out", n * rows);
+    let kernels = ops::matmul(&gpu, &g, &step_buf, &a, &out, Dest::OutputRows);
+    let step = Step {
+        n_tokens: n as u32,
+        pos0: 0,
+        out_first: 2,
+        n_out: 3,
+    };
+    ops::run(&gpu, &kernels, &step_buf, &step);
+    let got = ops::read(&gpu, &out, 3 * rows).unwrap();
+    let want = cpu_exact(&m, &act[2 * cols..5 * cols]);
+    assert_close("tokens 2..5", &got, &want, 1e-5);
+}
+
+#[test]
+fn rms_norm_matches_cpu() {
+    let gpu = gpu();
+    let mut rng = Rng::new(10);
+    let (dim, n) = (576, 5);
+    let x = normal(&mut rng, n * dim);
+    let w = normal(&mut rng, dim);
+    let step_buf = ops::step_buffer(&gpu);
+    let (xb, wb) = (
+        ops::upload_f32(&gpu, "x", &x),
+        ops::upload_f32(&gpu, "w", &w),
+    );
+    let out = ops::activations(&gpu, "out", n * dim);
+    let k = ops::rms_norm(&gpu, &wb, dim, 1e-5, &step_buf, &xb, &out);
+    let step = Step {
+        n_tokens: n as u32,
+        ..Default::default()
+    };
+    ops::run(&gpu, &[k], &step_buf, &step);
+    let got = ops::read(&gpu, &out, n * dim).unwrap();
+    let mut want = vec![0.0; n * dim];
+    for (o, i) in want.chunks_mut(dim).zip(x.chunks(dim)) {
+        cpu::rms_norm(o, i, &w, 1e-5);
+    }
+    assert_close("rms_norm", &got, &want, 1e-6);
+}
+
+#[test]
+fn silu_mul_matches_cpu() {
+    let gpu = gpu();
+    let mut rng = Rng::new(11);
+    let (width, n) = (1536, 3);
+    let (gate, up) = (normal(&mut rng, n * width), normal(&mut rng, n * width));
+    let step_buf = ops::step_buffer(&gpu);
+    let (gb, ub) = (
+        ops::upload_f32(&gpu, "g", &gate),
+        ops::upload_f32(&gpu, "u", &up),
+    );
+    let k = ops::silu_mul(&gpu, width, &step_buf, &ub, &gb);
+    let step = Step {
+        n_tokens: n as u32,
+        ..Default::default()
+    };
+    ops::run(&gpu, &[k], &step_buf, &step);
+    let got = ops::read(&gpu, &gb, n * width).unwrap();
+    let mut want = gate.clone();
+    cpu::silu_mul(&mut want, &up);
+    assert_close("silu_mul", &got, &want, 1e-6);
+}
+
+#[test]
+fn rope_matches_cpu_for_scaled_configs() {
+    let gpu = gpu();
+    let mut rng = Rng::new(12);
+    let (hd, heads, n, pos0) = (64, 3, 7, 100);
+    let scalings = [
+        RopeScaling::None,
+        RopeScaling::Linear { factor: 2.0 },
+        RopeScaling::Yarn {
+            factor: 4.0,
+            original_ctx: 2048,
+            beta_fast: 32.0,
+            beta_slow: 1.0,
+            attn_factor: 1.0,
+        },
+        RopeScaling::Dynamic {
+            factor: 2.0,
+            original_ctx: 64,
+        },
+    ];
+    for scaling in scalings {
+        let config = RopeConfig {
+            dims: hd,
+            freq_base: 10000.0,
+            scaling: scaling.clone(),
+            trained_ctx: 2048,
+            ntk_alpha: None,
+        };
+        let mut rope = Rope::new(config);
+        rope.prepare(pos0, n, pos0 + n);
+        let x = normal(&mut rng, n * heads * hd);
+        let (cos, sin) = rope.rows(n);
+        let table: Vec<f32> = cos.iter().chain(sin).copied().collect();
+        let step_buf = ops::step_buffer(&gpu);
+        let (xb, tb) = (
+            ops::upload_f32(&gpu, "x", &x),
+            ops::upload_f32(&gpu, "t", &table),
+        );
+        let k = ops::rope(&gpu, heads, hd / 2, &step_buf, &tb, &xb);
+        let step = Step {
+            n_tokens: n as u32,
+            pos0: pos0 as u32,
+            ..Default::default()
+        };
+        ops::run(&gpu, &[k], &step_buf, &step);
+        let got = ops::read(&gpu, &xb, x.len()).unwrap();
+        let mut want = x.clone();
+        for (t, row) in want.chunks_mut(heads * hd).enumerate() {
+            rope.apply(row, t);
+        }
+        assert_close(&format!("rope {scaling:?}"), &got, &want, 1e-6);
+    }
+}
+
+/// Stores a first step of keys and values, then attends a second step of tokens over
+/// all of them, with grouped heads; checks the cache write and the attention together.
+fn check_attention(kv_type: KvType, cache_type: CacheType, bound: f64) {
+    let gpu = gpu();
+    let mut rng = Rng::new(13);
+    let shape = AttnShape {
+        n_heads: 6,
+        n_kv_heads: 2,
+        head_dim: 64,
+    };
+    let (hd, group) = (shape.head_dim, shape.n_heads / shape.n_kv_heads);
+    let (q_dim, kv_dim, n_ctx) = (shape.n_heads * hd, shape.n_kv_heads * hd, 128);
+    let steps = [(0, 40), (40, 9)];
+    let step_buf = ops::step_buffer(&gpu);
+    let bytes = n_ctx * kv_dim * kv_type.bytes_per_value();
+    let k_cache = ops::activations(&gpu, "kc", bytes / 4);
+    let v_cache = ops::activations(&gpu, "vc", bytes / 4);
+    let mut cpu_cache = KvCache::new(cache_type, 1, n_ctx, kv_dim);
+    for (pos0, n) in steps {
+        let q = normal(&mut rng, n * q_dim);
+        let k = normal(&mut rng, n * kv_dim);
+        let v = normal(&mut rng, n * kv_dim);
+        let (qb, kb, vb) = (
+            ops::upload_f32(&gpu, "q", &q),
+            ops::upload_f32(&gpu, "k", &k),
+            ops::upload_f32(&gpu, "v", &v),
+        );
+        let out = ops::activations(&gpu, "out", n * q_dim);
+        let kernels = [
+            ops::kv_store(
+                &gpu, kv_dim, kv_type, &step_buf, &kb, &vb, &k_cache, &v_cache,
+            ),
+            ops::attention(
+                &gpu, shape, kv_type, &step_buf, &qb, &k_cache, &v_cache, &out,
+            ),
+        ];
+        let step = Step {
+            n_tokens: n as u32,
+            pos0: pos0 as u32,
+            ..Default::default()
+        };
+        ops::run(&gpu, &kernels, &step_buf, &step);
+        let got = ops::read(&gpu, &out, n * q_dim).unwrap();
+
+        cpu_cache.store(0, pos0, &k, &v);
+        let view = cpu_cache.layer(0, pos0 + n);
+        let mut want = vec![0.0; n * q_dim];
+        for t in 0..n {
+            for h in 0..shape.n_heads {
+                let tile = Tile {
+                    head_dim: hd,
+                    group: 1,
+                    kv_offset: h / group * hd,
+                    first_seen: pos0 + t + 1,
+                    q_stride: q_dim,
+                };
+                let at = t * q_dim + h * hd;
+                attend(&mut want[at..at + hd], &q[at..at + hd], &view, &tile);
+            }
+        }
+        assert_close(
+            &format!("attention {kv_type:?} at {pos0}"),
+            &got,
+            &want,
+            bound,
+        );
+    }
+}
+
+#[test]
+fn attention_matches_cpu_with_an_f32_cache() {
+    check_attention(KvType::F32, CacheType::F32, 1e-5);
+}
+
+#[test]
+fn attention_matches_cpu_with_an_f16_cache() {
+    check_attention(KvType::F16, CacheType::F16, 1e-5);
+}

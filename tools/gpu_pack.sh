@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds the release binary, the GPU op tests and the GPU kernel benchmarks, and puts
+# stripped copies in .dev/ (git-ignored) for tools/gpu_remote.sh on a GPU machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+# The executable cargo builds for target NAME, given the build command's arguments.
+executable() {
+    local name=$1
+    shift
+    cargo "$@" --message-format=json 2>/dev/null | python3 -c "import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get('reason') == 'compiler-artifact' and m['target']['name'] == '$name' and m.get('executable'):
+        print(m['executable'])"
+}
+mkdir -p .dev
+strip -o .dev/ropewalk target/release/ropewalk
+strip -o .dev/gpu_ops "$(executable gpu_ops test --release --test gpu_ops --no-run)"
+strip -o .dev/gpu_kernels "$(executable gpu_kernels bench --bench gpu_kernels --no-run)"
+ls -la .dev

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs the GPU checks and benchmarks on a machine with a real GPU, from binaries built
+# elsewhere: `tools/gpu_remote.sh STAGE...` with the stripped release binary at
+# .dev/ropewalk and the op-test binary at .dev/gpu_ops (tools/gpu_pack.sh puts them
+# there). Models are made on the spot with `ropewalk random-model`. Results go to $OUT
+# (default /tmp/gpu_out).
+#
+# Stages: setup (Vulkan loader from .gl/*.deb if the machine has none), ops (the op tests,
+# with and without subgroups), kernels (the GPU kernel benchmarks; KERNELS filters them),
+# agree (greedy tokens and perplexity of random models, CPU against GPU), bench (pp512 and
+# tg128 fully offloaded), sweep (tg64 of the 7B shape by layers offloaded).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+RW=.dev/ropewalk
+OUT=${OUT:-/tmp/gpu_out}
+MODELS=${MODELS:-/tmp/gpu_models}
+mkdir -p "$OUT" "$MODELS"
+
+model() { # shape type
+    local f="$MODELS/$1-$2.gguf"
+    [ -f "$f" ] || $RW random-model --shape "$1" --type "$2" -o "$f" >&2
+    echo "$f"
+}
+
+for stage in "$@"; do
+    echo "== $stage"
+    case $stage in
+    setup)
+        if ! ldconfig -p | grep -q libvulkan.so.1; then
+            for f in .gl/*.deb; do dpkg -x "$f" /; done
+            ldconfig
+        fi
+        $RW devices --bandwidth | tee "$OUT/devices.txt"
+        ;;
+    ops)
+        .dev/gpu_ops --test-threads 1 2>&1 | tee "$OUT/ops.txt"
+        ROPEWALK_GPU_NO_SUBGROUPS=1 .dev/gpu_ops --test-threads 1 2>&1 | tee "$OUT/ops-no-subgroups.txt"
+        ;;
+    kernels)
+        .dev/gpu_kernels --bench --warm-up-time 0.3 --measurement-time 1 ${KERNELS:-} 2>&1 |
+            grep -E "^[a-z]|thrpt" | tee "$OUT/kernels.txt"
+        ;;
+    agree)
+        head -c 20000 /dev/urandom | base64 > "$MODELS/text.txt"
+        for shape in smollm2-135m llama2-7b; do
+            m=$(model $shape q4_0)
+            for ngl in 0 99; do
+                echo "-- $shape -ngl $ngl"
+                $RW run -m "$m" -p "The capital of France is" -n 32 --temp 0 -ngl $ngl --ctx-size 256 2>/dev/null | od -c | md5sum
+                $RW perplexity -m "$m" -f "$MODELS/text.txt" --ctx-size 128 --chunks 4 -ngl $ngl 2>&1 | grep -iE "^(final|estimated)|PPL" | tail -1
+            done
+        done 2>&1 | tee "$OUT/agree.txt"
+        ;;
+    bench)
+        for shape in smollm2-135m llama2-7b; do
+            $RW bench -m "$(model $shape q4_0)" -p 512 -n 128 -ngl 99 -r 3 -o json > "$OUT/bench-$shape.json"
+            python3 -c "import json,sys; [print(sys.argv[1], r['test'], round(r['avg_ts'],1), '+-', round(r['stddev_ts'],1)) for r in json.load(open(sys.argv[2]))]" $shape "$OUT/bench-$shape.json"
+        done
+        ;;
+    sweep)
+        $RW bench -m "$(model llama2-7b q4_0)" -p 0 -n 64 --gpu-sweep 8 -r 2 -o json > "$OUT/sweep-7b.json"
+        python3 -c "import json,sys; [print(r['n_gpu_layers'], r['test'], round(r['avg_ts'],1)) for r in json.load(open(sys.argv[1]))]" "$OUT/sweep-7b.json"
+        ;;
+    *)
+        echo "unknown stage $stage" >&2
+        exit 2
+        ;;
+    esac
+done
