@@ -1,9 +1,12 @@
 // Causal attention of each (query head, token) over the layer's cached keys and values:
-// token t sees positions 0..=pos0 + t. One workgroup per (head, token); thread j takes
-// positions j, j + WG, ... with a running max and sum (online softmax), and the threads'
-// partial results are merged at the end.
-// Defines: WG (threads), HD (head dimension), KV_WORD and KV_LOAD (how a pair of values
-// is read from the cache: f16 pairs or f32).
+// token t sees positions 0..=pos0 + t. One workgroup of HD threads per (head, token)
+// walks the positions HD at a time: thread i scores position i of the run against the
+// query (a key row, read as vectors), the run's maximum and sum update a running softmax,
+// then thread d adds the run's weighted values at dimension d (consecutive threads read
+// consecutive values). Each thread ends with one output value.
+// Defines: HD (head dimension = threads, at most 256), KV_VEC, KV_LOAD8 (how eight key
+// values are read: one vector of f16 pairs, or two of f32), KV_WORD, KV_VALUE (how one
+// value is read).
 
 struct AttnParams {
     n_heads: u32,
@@ -12,6 +15,8 @@ struct AttnParams {
     // values in a cached row (n_kv_heads · HD)
     kv_dim: u32,
     scale: f32,
+    // values between consecutive tokens' queries
+    q_stride: u32,
 }
 
 struct Step {
@@ -23,89 +28,98 @@ struct Step {
 
 @group(0) @binding(0) var<uniform> p: AttnParams;
 @group(0) @binding(1) var<uniform> step: Step;
-// [n_tokens][n_heads][HD]
+// [n_tokens][q_stride]: each token's n_heads query heads of HD first
 @group(0) @binding(2) var<storage, read> q: array<f32>;
 // [n_ctx][kv_dim] each
-@group(0) @binding(3) var<storage, read> k_cache: array<{{KV_WORD}}>;
+@group(0) @binding(3) var<storage, read> k_cache: array<{{KV_VEC}}>;
 @group(0) @binding(4) var<storage, read> v_cache: array<{{KV_WORD}}>;
 // [n_tokens][n_heads][HD]
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = {{WG}}u;
 const HD: u32 = {{HD}}u;
 // below any score, yet finite: exp(LOW - LOW) is 1, not NaN
 const LOW: f32 = -3.0e38;
 
 var<workgroup> q_row: array<f32, HD>;
-var<workgroup> maxes: array<f32, WG>;
-var<workgroup> sums: array<f32, WG>;
-var<workgroup> merge: array<f32, WG * WG>;
+var<workgroup> weights: array<f32, HD>;
+var<workgroup> reduce: array<f32, HD>;
 
-fn kv_pair(cache_word: {{KV_WORD}}) -> vec2<f32> {
-    {{KV_LOAD}}
+// Eight cached key values.
+struct Eight {
+    lo: vec4<f32>,
+    hi: vec4<f32>,
 }
 
-@compute @workgroup_size(WG)
+// Key values 8i..8i + 7, counted from the cache's start.
+fn load8(i: u32) -> Eight {
+    {{KV_LOAD8}}
+}
+
+// Value number `i`, counted from the cache's start.
+fn value(i: u32) -> f32 {
+    {{KV_VALUE}}
+}
+
+// The maximum (`take_max`) or the sum of `x` over the workgroup; every thread calls it.
+fn combine(x: f32, lid: u32, take_max: bool) -> f32 {
+    reduce[lid] = x;
+    workgroupBarrier();
+    for (var s = HD / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            if take_max {
+                reduce[lid] = max(reduce[lid], reduce[lid + s]);
+            } else {
+                reduce[lid] += reduce[lid + s];
+            }
+        }
+        workgroupBarrier();
+    }
+    let r = reduce[0];
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(HD)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let h = wg.x;
     let t = wg.y;
-    let q_base = (t * p.n_heads + h) * HD;
-    for (var d = lid; d < HD; d += WG) {
-        q_row[d] = q[q_base + d];
-    }
+    q_row[lid] = q[t * p.q_stride + h * HD + lid];
     workgroupBarrier();
 
-    let kv_base = (h / p.group) * HD / 2u;
+    let kv_base = (h / p.group) * HD;
     let seen = step.pos0 + t + 1u;
     var m = LOW;
     var l = 0.0;
-    var acc: array<f32, HD>;
-    for (var pos = lid; pos < seen; pos += WG) {
-        let row = pos * p.kv_dim / 2u + kv_base;
-        var s = 0.0;
-        for (var i = 0u; i < HD / 2u; i++) {
-            let k = kv_pair(k_cache[row + i]);
-            s += q_row[2u * i] * k.x + q_row[2u * i + 1u] * k.y;
+    var acc = 0.0;
+    for (var run = 0u; run < seen; run += HD) {
+        let pos = run + lid;
+        var s = LOW;
+        if pos < seen {
+            let row = (pos * p.kv_dim + kv_base) / 8u;
+            var dot_qk = 0.0;
+            for (var i = 0u; i < HD / 8u; i++) {
+                let k = load8(row + i);
+                let q0 = vec4<f32>(q_row[8u * i], q_row[8u * i + 1u], q_row[8u * i + 2u], q_row[8u * i + 3u]);
+                let q1 = vec4<f32>(q_row[8u * i + 4u], q_row[8u * i + 5u], q_row[8u * i + 6u], q_row[8u * i + 7u]);
+                dot_qk += dot(q0, k.lo) + dot(q1, k.hi);
+            }
+            s = dot_qk * p.scale;
         }
-        s *= p.scale;
-        let m_new = max(m, s);
+        let m_new = max(m, combine(s, lid, true));
+        var e = 0.0;
+        if pos < seen {
+            e = exp(s - m_new);
+        }
+        weights[lid] = e;
         let correction = exp(m - m_new);
-        let e = exp(s - m_new);
-        l = l * correction + e;
-        for (var i = 0u; i < HD / 2u; i++) {
-            let v = kv_pair(v_cache[row + i]);
-            acc[2u * i] = acc[2u * i] * correction + e * v.x;
-            acc[2u * i + 1u] = acc[2u * i + 1u] * correction + e * v.y;
+        l = l * correction + combine(e, lid, false);
+        acc *= correction;
+        let count = min(HD, seen - run);
+        for (var j = 0u; j < count; j++) {
+            acc += weights[j] * value((run + j) * p.kv_dim + kv_base + lid);
         }
         m = m_new;
-    }
-
-    maxes[lid] = m;
-    sums[lid] = l;
-    workgroupBarrier();
-    var m_all = LOW;
-    for (var j = 0u; j < WG; j++) {
-        m_all = max(m_all, maxes[j]);
-    }
-    var l_all = 0.0;
-    for (var j = 0u; j < WG; j++) {
-        l_all += sums[j] * exp(maxes[j] - m_all);
-    }
-    let mine = exp(m - m_all) / l_all;
-    for (var c = 0u; c < HD; c += WG) {
-        for (var i = 0u; i < WG; i++) {
-            if c + i < HD {
-                merge[lid * WG + i] = acc[c + i] * mine;
-            }
-        }
-        workgroupBarrier();
-        if c + lid < HD {
-            var o = 0.0;
-            for (var j = 0u; j < WG; j++) {
-                o += merge[j * WG + lid];
-            }
-            out[q_base + c + lid] = o;
-        }
         workgroupBarrier();
     }
+    out[(t * p.n_heads + h) * HD + lid] = acc / l;
 }

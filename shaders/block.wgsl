@@ -22,13 +22,20 @@ fn block_dot(w: Block, a: Block) -> f32 {
         + dot(w.v4, a.v4) + dot(w.v5, a.v5) + dot(w.v6, a.v6) + dot(w.v7, a.v7);
 }
 
-// The four bytes of `q` shifted right by `shift` and masked to a nibble.
-fn nibbles(q: u32, shift: u32) -> vec4<f32> {
-    return vec4<f32>((vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) >> vec4<u32>(shift)) & vec4<u32>(15u));
+// Small integers become floats without a conversion instruction (a quarter-rate one on
+// some GPUs): the bits of 2^23 with the integer in the low mantissa bits are exactly
+// 2^23 + n, and one subtraction leaves n (less any offset).
+const TWO_23: f32 = 8388608.0;
+const TWO_23_BITS: u32 = 0x4B000000u;
+
+// The four bytes of `q` shifted right by `shift` and masked to a nibble, less `offset`.
+fn nibbles(q: u32, shift: u32, offset: f32) -> vec4<f32> {
+    let n = (vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) >> vec4<u32>(shift)) & vec4<u32>(15u);
+    return bitcast<vec4<f32>>(n | vec4<u32>(TWO_23_BITS)) - (TWO_23 + offset);
 }
 
-// The four signed bytes of `q`.
+// The four signed bytes of `q` (flipping the sign bit makes them offset by 128).
 fn signed_bytes(q: u32) -> vec4<f32> {
-    return vec4<f32>(vec4<i32>(bitcast<i32>(q << 24u), bitcast<i32>(q << 16u),
-                               bitcast<i32>(q << 8u), bitcast<i32>(q)) >> vec4<u32>(24u));
+    let b = vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) & vec4<u32>(255u);
+    return bitcast<vec4<f32>>((b ^ vec4<u32>(128u)) | vec4<u32>(TWO_23_BITS)) - (TWO_23 + 128.0);
 }

@@ -4,8 +4,8 @@ fn block_values(row: u32, b: u32, nb: u32) -> Block {
     let k = row * nb + b;
     let dm = unpack2x16float(ws[k]);
     let q = wq[k];
-    return Block(nibbles(q.x, 0u) * dm.x + dm.y, nibbles(q.y, 0u) * dm.x + dm.y,
-                 nibbles(q.z, 0u) * dm.x + dm.y, nibbles(q.w, 0u) * dm.x + dm.y,
-                 nibbles(q.x, 4u) * dm.x + dm.y, nibbles(q.y, 4u) * dm.x + dm.y,
-                 nibbles(q.z, 4u) * dm.x + dm.y, nibbles(q.w, 4u) * dm.x + dm.y);
+    return Block(nibbles(q.x, 0u, 0.0) * dm.x + dm.y, nibbles(q.y, 0u, 0.0) * dm.x + dm.y,
+                 nibbles(q.z, 0u, 0.0) * dm.x + dm.y, nibbles(q.w, 0u, 0.0) * dm.x + dm.y,
+                 nibbles(q.x, 4u, 0.0) * dm.x + dm.y, nibbles(q.y, 4u, 0.0) * dm.x + dm.y,
+                 nibbles(q.z, 4u, 0.0) * dm.x + dm.y, nibbles(q.w, 4u, 0.0) * dm.x + dm.y);
 }

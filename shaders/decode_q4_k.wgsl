@@ -26,8 +26,8 @@ fn block_values(row: u32, b: u32, nb: u32) -> Block {
     let q1 = wq[o + 1u];
     let d = dd.x * f32(scale);
     let m = dd.y * f32(min);
-    return Block(nibbles(q0.x, shift) * d - m, nibbles(q0.y, shift) * d - m,
-                 nibbles(q0.z, shift) * d - m, nibbles(q0.w, shift) * d - m,
-                 nibbles(q1.x, shift) * d - m, nibbles(q1.y, shift) * d - m,
-                 nibbles(q1.z, shift) * d - m, nibbles(q1.w, shift) * d - m);
+    return Block(nibbles(q0.x, shift, 0.0) * d - m, nibbles(q0.y, shift, 0.0) * d - m,
+                 nibbles(q0.z, shift, 0.0) * d - m, nibbles(q0.w, shift, 0.0) * d - m,
+                 nibbles(q1.x, shift, 0.0) * d - m, nibbles(q1.y, shift, 0.0) * d - m,
+                 nibbles(q1.z, shift, 0.0) * d - m, nibbles(q1.w, shift, 0.0) * d - m);
 }

@@ -14,23 +14,25 @@ struct Step {
 
 @group(0) @binding(0) var<uniform> p: NormParams;
 @group(0) @binding(1) var<uniform> step: Step;
-// [dim]
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-// [n_tokens][dim]
-@group(0) @binding(3) var<storage, read> x: array<f32>;
-// [n_tokens][dim]
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+// [dim / 4]
+@group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
+// [n_tokens][dim / 4]
+@group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
+// [n_tokens][dim / 4]
+@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 
 const WG: u32 = 256u;
 var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    // Vectors, so that a thread has few loads to wait for in turn.
     let t = wg.x;
-    let base = t * p.dim;
+    let n = p.dim / 4u;
+    let base = t * n;
     var ss = 0.0;
-    for (var i = lid; i < p.dim; i += WG) {
-        ss += x[base + i] * x[base + i];
+    for (var i = lid; i < n; i += WG) {
+        ss += dot(x[base + i], x[base + i]);
     }
     partial[lid] = ss;
     workgroupBarrier();
@@ -41,7 +43,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         workgroupBarrier();
     }
     let scale = 1.0 / sqrt(partial[0] / f32(p.dim) + p.eps);
-    for (var i = lid; i < p.dim; i += WG) {
+    for (var i = lid; i < n; i += WG) {
         out[base + i] = x[base + i] * scale * weight[i];
     }
 }

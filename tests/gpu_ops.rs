@@ -222,29 +222,95 @@ fn silu_mul_matches_cpu() {
     let gpu = gpu();
     let mut rng = Rng::new(11);
     let (width, n) = (1536, 3);
-    let (gate, up) = (normal(&mut rng, n * width), normal(&mut rng, n * width));
+    // Rows of [gate | up], as the fused product leaves them.
+    let gate_up = normal(&mut rng, n * 2 * width);
     let step_buf = ops::step_buffer(&gpu);
-    let (gb, ub) = (
-        ops::upload_f32(&gpu, "g", &gate),
-        ops::upload_f32(&gpu, "u", &up),
-    );
-    let k = ops::silu_mul(&gpu, width, &step_buf, &ub, &gb);
+    let gub = ops::upload_f32(&gpu, "gate_up", &gate_up);
+    let hidden = ops::activations(&gpu, "hidden", n * width);
+    let k = ops::silu_mul(&gpu, width, &step_buf, &gub, &hidden);
     let step = Step {
         n_tokens: n as u32,
         ..Default::default()
     };
     ops::run(&gpu, &[k], &step_buf, &step);
-    let got = ops::read(&gpu, &gb, n * width).unwrap();
-    let mut want = gate.clone();
-    cpu::silu_mul(&mut want, &up);
+    let got = ops::read(&gpu, &hidden, n * width).unwrap();
+    let mut want = Vec::new();
+    for row in gate_up.chunks(2 * width) {
+        let (mut gate, up) = (row[..width].to_vec(), &row[width..]);
+        cpu::silu_mul(&mut gate, up);
+        want.extend(gate);
+    }
     assert_close("silu_mul", &got, &want, 1e-6);
+}
+
+const SHAPE: AttnShape = AttnShape {
+    n_heads: 6,
+    n_kv_heads: 2,
+    head_dim: 64,
+};
+
+/// Runs rope_store and attention for a step of `n` tokens at `pos0`
+/// whose rows are `qkv`, rotating by `table`; gives the rotated rows and the attention.
+#[allow(clippy::too_many_arguments)]
+fn gpu_rope_attend(
+    gpu: &Gpu,
+    kv_type: KvType,
+    caches: (&wgpu::Buffer, &wgpu::Buffer),
+    qkv: &[f32],
+    table: &[f32],
+    n: usize,
+    pos0: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let hd = SHAPE.head_dim;
+    let q_dim = SHAPE.n_heads * hd;
+    let width = q_dim + 2 * SHAPE.n_kv_heads * hd;
+    let step_buf = ops::step_buffer(gpu);
+    let (qkv_buf, table_buf) = (
+        ops::upload_f32(gpu, "qkv", qkv),
+        ops::upload_f32(gpu, "table", table),
+    );
+    let out = ops::activations(gpu, "out", n * q_dim);
+    let kernels = [
+        ops::rope_store(gpu, SHAPE, kv_type, &step_buf, &table_buf, &qkv_buf, caches),
+        ops::attention(
+            gpu,
+            SHAPE,
+            kv_type,
+            &step_buf,
+            (&qkv_buf, width),
+            caches,
+            &out,
+        ),
+    ];
+    let step = Step {
+        n_tokens: n as u32,
+        pos0: pos0 as u32,
+        ..Default::default()
+    };
+    ops::run(gpu, &kernels, &step_buf, &step);
+    (
+        ops::read(gpu, &qkv_buf, n * width).unwrap(),
+        ops::read(gpu, &out, n * q_dim).unwrap(),
+    )
+}
+
+fn caches(gpu: &Gpu, kv_type: KvType, n_ctx: usize) -> (wgpu::Buffer, wgpu::Buffer) {
+    let values = n_ctx * SHAPE.n_kv_heads * SHAPE.head_dim;
+    let floats = values * kv_type.bytes_per_value() / 4;
+    (
+        ops::activations(gpu, "k cache", floats),
+        ops::activations(gpu, "v cache", floats),
+    )
 }
 
 #[test]
 fn rope_matches_cpu_for_scaled_configs() {
     let gpu = gpu();
     let mut rng = Rng::new(12);
-    let (hd, heads, n, pos0) = (64, 3, 7, 100);
+    let (hd, n, pos0) = (SHAPE.head_dim, 7, 100);
+    let q_dim = SHAPE.n_heads * hd;
+    let kv_dim = SHAPE.n_kv_heads * hd;
+    let width = q_dim + 2 * kv_dim;
     let scalings = [
         RopeScaling::None,
         RopeScaling::Linear { factor: 2.0 },
@@ -260,6 +326,7 @@ fn rope_matches_cpu_for_scaled_configs() {
             original_ctx: 64,
         },
     ];
+    let (k_cache, v_cache) = caches(&gpu, KvType::F32, pos0 + n);
     for scaling in scalings {
         let config = RopeConfig {
             dims: hd,
@@ -270,25 +337,14 @@ fn rope_matches_cpu_for_scaled_configs() {
         };
         let mut rope = Rope::new(config);
         rope.prepare(pos0, n, pos0 + n);
-        let x = normal(&mut rng, n * heads * hd);
+        let qkv = normal(&mut rng, n * width);
         let (cos, sin) = rope.rows(n);
         let table: Vec<f32> = cos.iter().chain(sin).copied().collect();
-        let step_buf = ops::step_buffer(&gpu);
-        let (xb, tb) = (
-            ops::upload_f32(&gpu, "x", &x),
-            ops::upload_f32(&gpu, "t", &table),
-        );
-        let k = ops::rope(&gpu, heads, hd / 2, &step_buf, &tb, &xb);
-        let step = Step {
-            n_tokens: n as u32,
-            pos0: pos0 as u32,
-            ..Default::default()
-        };
-        ops::run(&gpu, &[k], &step_buf, &step);
-        let got = ops::read(&gpu, &xb, x.len()).unwrap();
-        let mut want = x.clone();
-        for (t, row) in want.chunks_mut(heads * hd).enumerate() {
-            rope.apply(row, t);
+        let caches = (&k_cache, &v_cache);
+        let (got, _) = gpu_rope_attend(&gpu, KvType::F32, caches, &qkv, &table, n, pos0);
+        let mut want = qkv.clone();
+        for (t, row) in want.chunks_mut(width).enumerate() {
+            rope.apply(&mut row[..q_dim + kv_dim], t);
         }
         assert_close(&format!("rope {scaling:?}"), &got, &want, 1e-6);
     }
@@ -296,53 +352,39 @@ fn rope_matches_cpu_for_scaled_configs() {
 
 /// Stores a first step of keys and values, then attends a second step of tokens over
 /// all of them, with grouped heads; checks the cache write and the attention together.
+/// (The RoPE table is the identity, so the CPU side needs no rotation.)
 fn check_attention(kv_type: KvType, cache_type: CacheType, bound: f64) {
     let gpu = gpu();
     let mut rng = Rng::new(13);
-    let shape = AttnShape {
-        n_heads: 6,
-        n_kv_heads: 2,
-        head_dim: 64,
-    };
-    let (hd, group) = (shape.head_dim, shape.n_heads / shape.n_kv_heads);
-    let (q_dim, kv_dim, n_ctx) = (shape.n_heads * hd, shape.n_kv_heads * hd, 128);
-    let steps = [(0, 40), (40, 9)];
-    let step_buf = ops::step_buffer(&gpu);
-    let bytes = n_ctx * kv_dim * kv_type.bytes_per_value();
-    let k_cache = ops::activations(&gpu, "kc", bytes / 4);
-    let v_cache = ops::activations(&gpu, "vc", bytes / 4);
+    let hd = SHAPE.head_dim;
+    let group = SHAPE.n_heads / SHAPE.n_kv_heads;
+    let (q_dim, kv_dim, n_ctx) = (SHAPE.n_heads * hd, SHAPE.n_kv_heads * hd, 128);
+    let width = q_dim + 2 * kv_dim;
+    let (k_cache, v_cache) = caches(&gpu, kv_type, n_ctx);
     let mut cpu_cache = KvCache::new(cache_type, 1, n_ctx, kv_dim);
-    for (pos0, n) in steps {
-        let q = normal(&mut rng, n * q_dim);
-        let k = normal(&mut rng, n * kv_dim);
-        let v = normal(&mut rng, n * kv_dim);
-        let (qb, kb, vb) = (
-            ops::upload_f32(&gpu, "q", &q),
-            ops::upload_f32(&gpu, "k", &k),
-            ops::upload_f32(&gpu, "v", &v),
-        );
-        let out = ops::activations(&gpu, "out", n * q_dim);
-        let kernels = [
-            ops::kv_store(
-                &gpu, kv_dim, kv_type, &step_buf, &kb, &vb, &k_cache, &v_cache,
-            ),
-            ops::attention(
-                &gpu, shape, kv_type, &step_buf, &qb, &k_cache, &v_cache, &out,
-            ),
-        ];
-        let step = Step {
-            n_tokens: n as u32,
-            pos0: pos0 as u32,
-            ..Default::default()
-        };
-        ops::run(&gpu, &kernels, &step_buf, &step);
-        let got = ops::read(&gpu, &out, n * q_dim).unwrap();
+    // The second step sees 79 positions: more than one run of 64 (the head dimension).
+    for (pos0, n) in [(0, 70), (70, 9)] {
+        let qkv = normal(&mut rng, n * width);
+        let mut table = vec![1.0; n * hd / 2];
+        table.resize(n * hd, 0.0);
+        let caches = (&k_cache, &v_cache);
+        let (_, got) = gpu_rope_attend(&gpu, kv_type, caches, &qkv, &table, n, pos0);
 
+        let part = |from: usize, len: usize| -> Vec<f32> {
+            qkv.chunks(width)
+                .flat_map(|row| row[from..from + len].to_vec())
+                .collect()
+        };
+        let (q, k, v) = (
+            part(0, q_dim),
+            part(q_dim, kv_dim),
+            part(q_dim + kv_dim, kv_dim),
+        );
         cpu_cache.store(0, pos0, &k, &v);
         let view = cpu_cache.layer(0, pos0 + n);
         let mut want = vec![0.0; n * q_dim];
         for t in 0..n {
-            for h in 0..shape.n_heads {
+            for h in 0..SHAPE.n_heads {
                 let tile = Tile {
                     head_dim: hd,
                     group: 1,

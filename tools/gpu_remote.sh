@@ -8,7 +8,8 @@
 # Stages: setup (Vulkan loader from .gl/*.deb if the machine has none), ops (the op tests,
 # with and without subgroups), kernels (the GPU kernel benchmarks; KERNELS filters them),
 # agree (greedy tokens and perplexity of random models, CPU against GPU), bench (pp512 and
-# tg128 fully offloaded), sweep (tg64 of the 7B shape by layers offloaded).
+# tg128 fully offloaded), sweep (tg64 of the 7B shape by layers offloaded), profile (GPU
+# time per kernel of a generation step, from timestamps).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RW=.dev/ropewalk
@@ -34,7 +35,8 @@ for stage in "$@"; do
         ;;
     ops)
         .dev/gpu_ops --test-threads 1 2>&1 | tee "$OUT/ops.txt"
-        ROPEWALK_GPU_NO_SUBGROUPS=1 .dev/gpu_ops --test-threads 1 2>&1 | tee "$OUT/ops-no-subgroups.txt"
+        echo "-- without subgroups" >>"$OUT/ops.txt"
+        ROPEWALK_GPU_NO_SUBGROUPS=1 .dev/gpu_ops --test-threads 1 2>&1 | tee -a "$OUT/ops.txt"
         ;;
     kernels)
         .dev/gpu_kernels --bench --warm-up-time 0.3 --measurement-time 1 ${KERNELS:-} 2>&1 |
@@ -60,6 +62,12 @@ for stage in "$@"; do
     sweep)
         $RW bench -m "$(model llama2-7b q4_0)" -p 0 -n 64 --gpu-sweep 8 -r 2 -o json > "$OUT/sweep-7b.json"
         python3 -c "import json,sys; [print(r['n_gpu_layers'], r['test'], round(r['avg_ts'],1)) for r in json.load(open(sys.argv[1]))]" "$OUT/sweep-7b.json"
+        ;;
+    profile)
+        for shape in smollm2-135m llama2-7b; do
+            ROPEWALK_GPU_PROFILE=1 $RW run -m "$(model $shape q4_0)" -p "hello" -n 64 --temp 0 -ngl 99 2>&1 >/dev/null |
+                grep -A20 "GPU time per step" | sed "1s/^/$shape: /" | tee -a "$OUT/profile.txt"
+        done
         ;;
     *)
         echo "unknown stage $stage" >&2

@@ -158,11 +158,14 @@ impl Gpu {
             && adapter_info.subgroup_min_size == 32
             && adapter_info.subgroup_max_size == 32
             && std::env::var_os("ROPEWALK_GPU_NO_SUBGROUPS").is_none();
-        let features = if subgroups_of_32 {
+        let mut features = if subgroups_of_32 {
             wgpu::Features::SUBGROUP
         } else {
             wgpu::Features::empty()
         };
+        if super::profile::wanted() && adapter.features().contains(super::profile::FEATURES) {
+            features |= super::profile::FEATURES;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("ropewalk"),
             required_features: features,

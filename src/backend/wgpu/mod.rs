@@ -11,6 +11,7 @@ pub mod bandwidth;
 mod context;
 pub mod ops;
 mod pipelines;
+pub mod profile;
 mod segment;
 pub mod upload;
 

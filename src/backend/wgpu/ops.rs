@@ -9,14 +9,23 @@ use super::pipelines::{Access, Pipeline};
 use super::upload::GpuMatrix;
 use super::Gpu;
 
-/// Rows per run of 32 lanes in the matrix-vector shader, and runs per workgroup.
-const MATVEC_ROWS: u32 = 2;
+/// Runs of 32 lanes per workgroup in the matrix-vector shader.
 const MATVEC_GROUPS: u32 = 2;
+/// Workgroups a matrix-vector product should have at least, to keep a large GPU busy.
+const MATVEC_MIN_GROUPS: usize = 1024;
+
+/// Rows per run of 32 lanes: more rows share each activation load (4 by 2 was the best
+/// of 1-8 by 1-8 on the H100's large matrices), fewer give small matrices enough
+/// workgroups.
+fn matvec_rows(rows: usize) -> u32 {
+    [4, 2]
+        .into_iter()
+        .find(|&r| rows / (r * MATVEC_GROUPS) as usize >= MATVEC_MIN_GROUPS)
+        .unwrap_or(1)
+}
 /// Rows and tokens of a `gemm.wgsl` tile.
 const GEMM_TILE: u32 = 64;
 
-/// Threads of an attention workgroup.
-const ATTN_WG: u32 = 32;
 /// At most this many workgroups along one dimension of a dispatch.
 const MAX_GROUPS: u32 = 65535;
 
@@ -108,11 +117,17 @@ impl Variant {
 pub struct Kernel {
     one: Variant,
     many: Option<Variant>,
+    /// What the profiler calls it: the shader, and the type and shape of a matrix.
+    pub label: String,
 }
 
 impl Kernel {
     fn single(v: Variant) -> Kernel {
-        Kernel { one: v, many: None }
+        Kernel {
+            label: v.pipeline.name.clone(),
+            one: v,
+            many: None,
+        }
     }
 
     /// Records the kernel for `step`.
@@ -189,15 +204,27 @@ pub fn matmul(
     out: &wgpu::Buffer,
     dest: Dest,
 ) -> Vec<Kernel> {
+    matmul_into(gpu, m, step, act, (out, 0, m.rows), dest)
+}
+
+/// [`matmul`] into columns `offset..offset + m.rows` of an `out` whose rows are `width`
+/// wide: one of several products that fill one buffer (q, k and v; gate and up).
+pub fn matmul_into(
+    gpu: &Gpu,
+    m: &GpuMatrix,
+    step: &wgpu::Buffer,
+    act: &wgpu::Buffer,
+    (out, offset, width): (&wgpu::Buffer, usize, usize),
+    dest: Dest,
+) -> Vec<Kernel> {
     let add = ("ADD", u32::from(dest == Dest::Add).to_string());
     let bindings = [U, U, R, R, R, RW];
-    let (vec_files, vec_defines) = matvec_variant(gpu.subgroups_of_32, m.decode, add.clone());
-    let vector = gpu
-        .pipelines
-        .get(&gpu.device, &vec_files, &vec_defines, &bindings);
-    let matrix = gpu
-        .pipelines
-        .get(&gpu.device, &["gemm", "block", m.decode], &[add], &bindings);
+    let matrix = gpu.pipelines.get(
+        &gpu.device,
+        &["gemm", "block", m.decode],
+        std::slice::from_ref(&add),
+        &bindings,
+    );
     let out_rows = dest == Dest::OutputRows;
     m.chunks
         .iter()
@@ -211,8 +238,8 @@ pub fn matmul(
                     &[
                         rows,
                         m.cols as u32,
-                        c.first_row as u32,
-                        m.rows as u32,
+                        (offset + c.first_row) as u32,
+                        width as u32,
                         u32::from(out_rows),
                         x,
                     ],
@@ -230,9 +257,19 @@ pub fn matmul(
                     grid,
                 )
             };
+            let rows_per_run = matvec_rows(c.rows);
+            let (files, defines) =
+                matvec_variant(gpu.subgroups_of_32, m.decode, rows_per_run, add.clone());
+            let vector = gpu.pipelines.get(&gpu.device, &files, &defines, &bindings);
             Kernel {
-                one: variant(&vector, MATVEC_ROWS * MATVEC_GROUPS, u32::MAX),
+                one: variant(&vector, rows_per_run * MATVEC_GROUPS, u32::MAX),
                 many: Some(variant(&matrix, GEMM_TILE, GEMM_TILE)),
+                label: format!(
+                    "matmul {} {}x{}",
+                    m.decode.trim_start_matches("decode_"),
+                    c.rows,
+                    m.cols
+                ),
             }
         })
         .collect()
@@ -243,6 +280,7 @@ pub fn matmul(
 fn matvec_variant(
     subgroups_of_32: bool,
     decode: &'static str,
+    rows_per_run: u32,
     add: (&'static str, String),
 ) -> ShaderVariant {
     // WGSL's `enable subgroups;` is not parsed yet: the device feature alone allows them.
@@ -253,7 +291,7 @@ fn matvec_variant(
     };
     let defines = vec![
         ("REDUCE", reduce.to_string()),
-        ("ROWS", MATVEC_ROWS.to_string()),
+        ("ROWS", rows_per_run.to_string()),
         ("GROUPS", MATVEC_GROUPS.to_string()),
         add,
     ];
@@ -295,30 +333,6 @@ pub fn rms_norm(
     ))
 }
 
-/// Rotates `x` (`[n][n_heads][2 * half]`) by the positions' rows of `table` (`[n][half]`
-/// cos, then `[n][half]` sin).
-pub fn rope(
-    gpu: &Gpu,
-    n_heads: usize,
-    half: usize,
-    step: &wgpu::Buffer,
-    table: &wgpu::Buffer,
-    x: &wgpu::Buffer,
-) -> Kernel {
-    let pipeline = gpu
-        .pipelines
-        .get(&gpu.device, &["rope"], &[], &[U, U, R, RW]);
-    let params = uniform(gpu, &[n_heads as u32, half as u32]);
-    Kernel::single(Variant::new(
-        gpu,
-        pipeline,
-        &[&params, step, table, x],
-        Grid::Items {
-            per_token: (n_heads * half) as u32,
-        },
-    ))
-}
-
 /// How a GPU KV cache stores values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KvType {
@@ -335,49 +349,69 @@ impl KvType {
         }
     }
 
-    fn defines(self) -> [(&'static str, String); 3] {
-        let (word, store, load) = match self {
-            KvType::F32 => ("vec2<f32>", "return kv;", "return cache_word;"),
+    /// The kv_store shader's defines: how a pair of values is written.
+    fn store_defines(self) -> [(&'static str, String); 2] {
+        let (word, store) = match self {
+            KvType::F32 => ("vec2<f32>", "return kv;"),
+            KvType::F16 => ("u32", "return pack2x16float(kv);"),
+        };
+        [("KV_WORD", word.into()), ("KV_STORE", store.into())]
+    }
+
+    /// The attention shader's defines: how eight key values and one value are read.
+    fn load_defines(self) -> [(&'static str, String); 4] {
+        let (vec, load8, word, value) = match self {
+            KvType::F32 => (
+                "vec4<f32>",
+                "return Eight(k_cache[2u * i], k_cache[2u * i + 1u]);",
+                "f32",
+                "return v_cache[i];",
+            ),
             KvType::F16 => (
+                "vec4<u32>",
+                "let w = k_cache[i];
+    return Eight(vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)),
+                 vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w)));",
                 "u32",
-                "return pack2x16float(kv);",
-                "return unpack2x16float(cache_word);",
+                "return unpack2x16float(v_cache[i / 2u])[i % 2u];",
             ),
         };
         [
-            ("KV_WORD", word.to_string()),
-            ("KV_STORE", store.to_string()),
-            ("KV_LOAD", load.to_string()),
+            ("KV_VEC", vec.into()),
+            ("KV_LOAD8", load8.into()),
+            ("KV_WORD", word.into()),
+            ("KV_VALUE", value.into()),
         ]
     }
 }
 
-/// Writes the step's `k` and `v` (`[n][kv_dim]`) into the caches at `pos0`.
-#[allow(clippy::too_many_arguments)]
-pub fn kv_store(
+/// The step after the q, k and v products (`qkv`: `[n][q | k | v]`, `shape`'s heads):
+/// rotates q and k by the positions' rows of `table` (`[n][head_dim / 2]` cos, then sin)
+/// and writes k and v into the caches at `pos0`.
+pub fn rope_store(
     gpu: &Gpu,
-    kv_dim: usize,
+    shape: AttnShape,
     ty: KvType,
     step: &wgpu::Buffer,
-    k: &wgpu::Buffer,
-    v: &wgpu::Buffer,
-    k_cache: &wgpu::Buffer,
-    v_cache: &wgpu::Buffer,
+    table: &wgpu::Buffer,
+    qkv: &wgpu::Buffer,
+    (k_cache, v_cache): (&wgpu::Buffer, &wgpu::Buffer),
 ) -> Kernel {
-    let [word, store, _] = ty.defines();
     let pipeline = gpu.pipelines.get(
         &gpu.device,
-        &["kv_store"],
-        &[word, store],
-        &[U, U, R, R, RW, RW],
+        &["rope_store"],
+        &ty.store_defines(),
+        &[U, U, R, RW, RW, RW],
     );
-    let params = uniform(gpu, &[kv_dim as u32]);
+    let half = shape.head_dim / 2;
+    let (q_pairs, kv_pairs) = (shape.n_heads * half, shape.n_kv_heads * half);
+    let params = uniform(gpu, &[q_pairs as u32, kv_pairs as u32, half as u32]);
     Kernel::single(Variant::new(
         gpu,
         pipeline,
-        &[&params, step, k, v, k_cache, v_cache],
+        &[&params, step, table, qkv, k_cache, v_cache],
         Grid::Items {
-            per_token: (kv_dim / 2) as u32,
+            per_token: (q_pairs + 2 * kv_pairs) as u32,
         },
     ))
 }
@@ -390,16 +424,16 @@ pub struct AttnShape {
     pub head_dim: usize,
 }
 
-/// Causal attention of `q` (`[n][n_heads][head_dim]`) over the caches, into `out`.
+/// Causal attention of the queries (`[n][q_stride]`, each row's `n_heads` heads first)
+/// over the caches, into `out` (`[n][n_heads][head_dim]`).
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     gpu: &Gpu,
     shape: AttnShape,
     ty: KvType,
     step: &wgpu::Buffer,
-    q: &wgpu::Buffer,
-    k_cache: &wgpu::Buffer,
-    v_cache: &wgpu::Buffer,
+    (q, q_stride): (&wgpu::Buffer, usize),
+    (k_cache, v_cache): (&wgpu::Buffer, &wgpu::Buffer),
     out: &wgpu::Buffer,
 ) -> Kernel {
     let defines = attention_defines(ty, shape.head_dim);
@@ -414,6 +448,7 @@ pub fn attention(
             (shape.n_heads / shape.n_kv_heads) as u32,
             (shape.n_kv_heads * shape.head_dim) as u32,
             scale.to_bits(),
+            q_stride as u32,
         ],
     );
     Kernel::single(Variant::new(
@@ -426,14 +461,10 @@ pub fn attention(
     ))
 }
 
-fn attention_defines(ty: KvType, head_dim: usize) -> [(&'static str, String); 4] {
-    let [word, _, load] = ty.defines();
-    [
-        ("WG", ATTN_WG.to_string()),
-        ("HD", head_dim.to_string()),
-        word,
-        load,
-    ]
+fn attention_defines(ty: KvType, head_dim: usize) -> Vec<(&'static str, String)> {
+    let mut defines = vec![("HD", head_dim.to_string())];
+    defines.extend(ty.load_defines());
+    defines
 }
 
 /// A shader's files and defines.
@@ -447,31 +478,32 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
     for decode in super::upload::DECODERS {
         for add in ["0", "1"] {
             for subgroups in [false, true] {
-                out.push(matvec_variant(subgroups, decode, ("ADD", add.into())));
+                for rows in [1, 2, 4] {
+                    out.push(matvec_variant(subgroups, decode, rows, ("ADD", add.into())));
+                }
             }
             out.push((vec!["gemm", "block", decode], vec![("ADD", add.into())]));
         }
     }
     for ty in [KvType::F32, KvType::F16] {
-        let [word, store, _] = ty.defines();
-        out.push((vec!["kv_store"], vec![word, store]));
+        out.push((vec!["rope_store"], ty.store_defines().to_vec()));
         for head_dim in [64, 128] {
-            out.push((vec!["attention"], attention_defines(ty, head_dim).to_vec()));
+            out.push((vec!["attention"], attention_defines(ty, head_dim)));
         }
     }
-    for file in ["rms_norm", "rope", "silu_mul", "copy"] {
+    for file in ["rms_norm", "silu_mul", "copy"] {
         out.push((vec![file], Vec::new()));
     }
     out
 }
 
-/// `gate = silu(gate) · up`, rows of `width`.
+/// `hidden = silu(gate) · up`, rows of `width`, from `gate_up` (`[n][gate | up]`).
 pub fn silu_mul(
     gpu: &Gpu,
     width: usize,
     step: &wgpu::Buffer,
-    up: &wgpu::Buffer,
-    gate: &wgpu::Buffer,
+    gate_up: &wgpu::Buffer,
+    hidden: &wgpu::Buffer,
 ) -> Kernel {
     let pipeline = gpu
         .pipelines
@@ -480,7 +512,7 @@ pub fn silu_mul(
     Kernel::single(Variant::new(
         gpu,
         pipeline,
-        &[&params, step, up, gate],
+        &[&params, step, gate_up, hidden],
         Grid::Items {
             per_token: (width / 4) as u32,
         },

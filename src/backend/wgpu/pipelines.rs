@@ -43,8 +43,10 @@ pub const SHADERS: &[(&str, &str)] = &[
         include_str!("../../../shaders/decode_q6_k.wgsl"),
     ),
     ("rms_norm", include_str!("../../../shaders/rms_norm.wgsl")),
-    ("rope", include_str!("../../../shaders/rope.wgsl")),
-    ("kv_store", include_str!("../../../shaders/kv_store.wgsl")),
+    (
+        "rope_store",
+        include_str!("../../../shaders/rope_store.wgsl"),
+    ),
     ("attention", include_str!("../../../shaders/attention.wgsl")),
     ("silu_mul", include_str!("../../../shaders/silu_mul.wgsl")),
     ("copy", include_str!("../../../shaders/copy.wgsl")),
@@ -84,6 +86,8 @@ pub enum Access {
 pub struct Pipeline {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
+    /// The shader's first file.
+    pub name: String,
 }
 
 type Key = (Vec<&'static str>, Vec<(&'static str, String)>);
@@ -134,7 +138,11 @@ impl Pipelines {
             compilation_options: Default::default(),
             cache: None,
         });
-        let p = Arc::new(Pipeline { pipeline, layout });
+        let p = Arc::new(Pipeline {
+            pipeline,
+            layout,
+            name: files[0].to_string(),
+        });
         self.built
             .lock()
             .expect("not poisoned")

@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
-use crate::model::weights::LayerWeights;
+use crate::model::weights::{LayerWeights, Matrix};
 use crate::model::Llama;
 
 use super::ops::{self, AttnShape, Dest, Kernel, KvType, Step};
+use super::profile::{self, Profiler};
 use super::upload::{storage_init, GpuMatrix};
 use super::{Gpu, GpuError, Result};
 
@@ -42,18 +43,20 @@ pub struct GpuSegment {
     readback: wgpu::Buffer,
     layers: Vec<Kernel>,
     output: Vec<Kernel>,
+    /// Timestamps between kernels, with `ROPEWALK_GPU_PROFILE=1`.
+    profiler: Option<Profiler>,
 }
 
 /// The buffers a layer's kernels pass between them, `[n_batch][width]` each.
 struct Activations {
     x: wgpu::Buffer,
     xn: wgpu::Buffer,
-    q: wgpu::Buffer,
-    k: wgpu::Buffer,
-    v: wgpu::Buffer,
+    /// `[n_batch][q | k | v]`
+    qkv: wgpu::Buffer,
     att: wgpu::Buffer,
-    gate: wgpu::Buffer,
-    up: wgpu::Buffer,
+    /// `[n_batch][gate | up]`
+    gate_up: wgpu::Buffer,
+    hidden: wgpu::Buffer,
 }
 
 impl GpuSegment {
@@ -75,11 +78,18 @@ impl GpuSegment {
         let g = &*gpu;
         let q_dim = c.n_heads * c.head_dim;
         let kv_dim = c.kv_dim();
+        let qkv_dim = q_dim + 2 * kv_dim;
         let half = model.rope.dims / 2;
         if model.rope.dims != c.head_dim {
             return Err(GpuError::Unsupported(format!(
                 "RoPE over {} of {} head dimensions",
                 model.rope.dims, c.head_dim
+            )));
+        }
+        if !c.head_dim.is_power_of_two() || !(8..=256).contains(&c.head_dim) {
+            return Err(GpuError::Unsupported(format!(
+                "heads of {} values (the attention shader takes powers of two from 8 to 256)",
+                c.head_dim
             )));
         }
         let kv_bytes_per_layer = (n_ctx * kv_dim * kv.bytes_per_value()) as u64;
@@ -93,12 +103,10 @@ impl GpuSegment {
         let a = g.checked("allocating activations", || Activations {
             x: ops::activations(g, "x", n_batch * c.dim),
             xn: ops::activations(g, "xn", n_batch * c.dim),
-            q: ops::activations(g, "q", n_batch * q_dim),
-            k: ops::activations(g, "k", n_batch * kv_dim),
-            v: ops::activations(g, "v", n_batch * kv_dim),
+            qkv: ops::activations(g, "qkv", n_batch * qkv_dim),
             att: ops::activations(g, "att", n_batch * q_dim),
-            gate: ops::activations(g, "gate", n_batch * c.ffn_dim),
-            up: ops::activations(g, "up", n_batch * c.ffn_dim),
+            gate_up: ops::activations(g, "gate_up", n_batch * 2 * c.ffn_dim),
+            hidden: ops::activations(g, "hidden", n_batch * c.ffn_dim),
         })?;
         let step = ops::step_buffer(g);
         let table = ops::activations(g, "rope", 2 * n_batch * half);
@@ -135,31 +143,17 @@ impl GpuSegment {
             offload.kv_bytes += 2 * kv_bytes_per_layer;
 
             let eps = c.rms_eps;
+            let caches = (&k_cache, &v_cache);
             kernels.push(ops::rms_norm(g, &attn_norm, c.dim, eps, &step, &a.x, &a.xn));
-            kernels.extend(ops::matmul(g, &w.wq, &step, &a.xn, &a.q, Dest::Store));
-            kernels.extend(ops::matmul(g, &w.wk, &step, &a.xn, &a.k, Dest::Store));
-            kernels.extend(ops::matmul(g, &w.wv, &step, &a.xn, &a.v, Dest::Store));
-            kernels.push(ops::rope(g, c.n_heads, half, &step, &table, &a.q));
-            kernels.push(ops::rope(g, c.n_kv_heads, half, &step, &table, &a.k));
-            kernels.push(ops::kv_store(
-                g, kv_dim, kv, &step, &a.k, &a.v, &k_cache, &v_cache,
-            ));
-            kernels.push(ops::attention(
-                g, shape, kv, &step, &a.q, &k_cache, &v_cache, &a.att,
-            ));
+            kernels.extend(w.qkv.kernels(g, &step, &a.xn, &a.qkv));
+            kernels.push(ops::rope_store(g, shape, kv, &step, &table, &a.qkv, caches));
+            let q = (&a.qkv, qkv_dim);
+            kernels.push(ops::attention(g, shape, kv, &step, q, caches, &a.att));
             kernels.extend(ops::matmul(g, &w.wo, &step, &a.att, &a.x, Dest::Add));
             kernels.push(ops::rms_norm(g, &ffn_norm, c.dim, eps, &step, &a.x, &a.xn));
-            kernels.extend(ops::matmul(
-                g,
-                &w.w_gate,
-                &step,
-                &a.xn,
-                &a.gate,
-                Dest::Store,
-            ));
-            kernels.extend(ops::matmul(g, &w.w_up, &step, &a.xn, &a.up, Dest::Store));
-            kernels.push(ops::silu_mul(g, c.ffn_dim, &step, &a.up, &a.gate));
-            kernels.extend(ops::matmul(g, &w.w_down, &step, &a.gate, &a.x, Dest::Add));
+            kernels.extend(w.gate_up.kernels(g, &step, &a.xn, &a.gate_up));
+            kernels.push(ops::silu_mul(g, c.ffn_dim, &step, &a.gate_up, &a.hidden));
+            kernels.extend(ops::matmul(g, &w.w_down, &step, &a.hidden, &a.x, Dest::Add));
             progress(i + 1, total);
         }
 
@@ -194,7 +188,17 @@ impl GpuSegment {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let profiler = if profile::wanted() {
+            let labels = kernels
+                .iter()
+                .chain(&output_kernels)
+                .map(|k| k.label.clone());
+            Profiler::new(g, labels.collect())
+        } else {
+            None
+        };
         Ok(GpuSegment {
+            profiler,
             dim: c.dim,
             n_vocab: c.n_vocab,
             half,
@@ -253,14 +257,20 @@ impl GpuSegment {
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            for k in &self.layers {
-                k.encode(&mut pass, &step);
+            let profiler = self.profiler.as_ref().filter(|_| rows > 0);
+            if let Some(p) = profiler {
+                p.mark(&mut pass, 0);
             }
-            if rows > 0 {
-                for k in &self.output {
-                    k.encode(&mut pass, &step);
+            let output = if rows > 0 { &self.output[..] } else { &[] };
+            for (i, k) in self.layers.iter().chain(output).enumerate() {
+                k.encode(&mut pass, &step);
+                if let Some(p) = profiler {
+                    p.mark(&mut pass, i + 1);
                 }
             }
+        }
+        if let Some(p) = self.profiler.as_ref().filter(|_| rows > 0) {
+            p.resolve(&mut encoder);
         }
         let back = match (&self.logits, rows) {
             (_, 0) => None,
@@ -286,13 +296,24 @@ impl GpuSegment {
             None => &mut x[offset..offset + floats],
         };
         read_into(&self.gpu, &self.readback, dest)?;
+        if let Some(p) = &mut self.profiler {
+            p.collect(&self.gpu);
+        }
         self.gpu.check_errors("running a step")
     }
 }
 
+impl Drop for GpuSegment {
+    fn drop(&mut self) {
+        if let Some(p) = &self.profiler {
+            eprint!("{}", p.report());
+        }
+    }
+}
+
 /// Copies the start of a mapped-readable buffer into `dest`, waiting for the GPU.
-pub fn read_into(gpu: &Gpu, buffer: &wgpu::Buffer, dest: &mut [f32]) -> Result<()> {
-    let slice = buffer.slice(..(dest.len() * 4) as u64);
+pub fn read_into<T: bytemuck::Pod>(gpu: &Gpu, buffer: &wgpu::Buffer, dest: &mut [T]) -> Result<()> {
+    let slice = buffer.slice(..std::mem::size_of_val(dest) as u64);
     let (tx, rx) = std::sync::mpsc::channel();
     slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
@@ -325,26 +346,76 @@ fn upload(
     Ok(g)
 }
 
+/// Matrices that read one input and fill one output side by side (q, k and v; gate and
+/// up): stacked into one matrix when their types agree, so one product serves them all,
+/// else kept apart.
+enum Stack {
+    One(GpuMatrix),
+    Apart(Vec<GpuMatrix>),
+}
+
+impl Stack {
+    fn upload(gpu: &Gpu, name: &str, parts: &[&Matrix], offload: &mut Offload) -> Result<Stack> {
+        match GpuMatrix::upload_stacked(gpu, name, parts)? {
+            Some(m) => {
+                offload.weight_bytes += m.bytes;
+                if !super::upload::has_shader(parts[0].ty) {
+                    offload
+                        .via_f16
+                        .extend(parts.iter().map(|p| p.name.to_string()));
+                }
+                Ok(Stack::One(m))
+            }
+            None => Ok(Stack::Apart(
+                parts
+                    .iter()
+                    .map(|m| upload(gpu, m, offload))
+                    .collect::<Result<_>>()?,
+            )),
+        }
+    }
+
+    /// The products of `act` into `out`, whose rows hold every part's outputs in turn.
+    fn kernels(
+        &self,
+        gpu: &Gpu,
+        step: &wgpu::Buffer,
+        act: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+    ) -> Vec<Kernel> {
+        match self {
+            Stack::One(m) => ops::matmul(gpu, m, step, act, out, Dest::Store),
+            Stack::Apart(parts) => {
+                let width = parts.iter().map(|m| m.rows).sum();
+                let mut offset = 0;
+                let mut kernels = Vec::new();
+                for m in parts {
+                    let into = (out, offset, width);
+                    kernels.extend(ops::matmul_into(gpu, m, step, act, into, Dest::Store));
+                    offset += m.rows;
+                }
+                kernels
+            }
+        }
+    }
+}
+
 /// A layer's matrices on the GPU.
 struct LayerMatrices {
-    wq: GpuMatrix,
-    wk: GpuMatrix,
-    wv: GpuMatrix,
+    /// `[q_dim + 2 · kv_dim][dim]`
+    qkv: Stack,
     wo: GpuMatrix,
-    w_gate: GpuMatrix,
-    w_up: GpuMatrix,
+    /// `[2 · ffn_dim][dim]`
+    gate_up: Stack,
     w_down: GpuMatrix,
 }
 
 impl LayerMatrices {
     fn upload(gpu: &Gpu, l: &LayerWeights, offload: &mut Offload) -> Result<LayerMatrices> {
         Ok(LayerMatrices {
-            wq: upload(gpu, &l.wq, offload)?,
-            wk: upload(gpu, &l.wk, offload)?,
-            wv: upload(gpu, &l.wv, offload)?,
+            qkv: Stack::upload(gpu, "attn_qkv", &[&l.wq, &l.wk, &l.wv], offload)?,
             wo: upload(gpu, &l.wo, offload)?,
-            w_gate: upload(gpu, &l.w_gate, offload)?,
-            w_up: upload(gpu, &l.w_up, offload)?,
+            gate_up: Stack::upload(gpu, "ffn_gate_up", &[&l.w_gate, &l.w_up], offload)?,
             w_down: upload(gpu, &l.w_down, offload)?,
         })
     }

@@ -123,6 +123,30 @@ impl GpuMatrix {
     }
 }
 
+impl GpuMatrix {
+    /// `parts` stacked by rows into one matrix (q, k and v; gate and up), so one product
+    /// serves all of them; `None` when their types or widths differ.
+    pub fn upload_stacked(gpu: &Gpu, name: &str, parts: &[&Matrix]) -> Result<Option<GpuMatrix>> {
+        let first = parts[0];
+        if parts
+            .iter()
+            .any(|m| m.ty != first.ty || m.cols != first.cols)
+        {
+            return Ok(None);
+        }
+        let data = parts.iter().map(|m| m.data).collect::<Vec<_>>().concat();
+        let stacked = Matrix {
+            name,
+            ty: first.ty,
+            rows: parts.iter().map(|m| m.rows).sum(),
+            cols: first.cols,
+            data: &data,
+            packed: None,
+        };
+        GpuMatrix::upload(gpu, &stacked).map(Some)
+    }
+}
+
 /// The quants and scales arrays of `rows` of `m` (each at least one vector long, since a
 /// binding may not be empty).
 fn arrays(m: &Matrix, layout: &Layout, rows: std::ops::Range<usize>) -> (Vec<u8>, Vec<u8>) {

@@ -1,0 +1,112 @@
+//! GPU time per kernel, from timestamps written between dispatches
+//! (`ROPEWALK_GPU_PROFILE=1`, where the adapter can write timestamps inside passes): the
+//! report at the end of a run says where a step's GPU time goes.
+
+use std::collections::BTreeMap;
+
+use super::segment::read_into;
+use super::Gpu;
+
+/// Whether profiling was asked for.
+pub fn wanted() -> bool {
+    std::env::var_os("ROPEWALK_GPU_PROFILE").is_some()
+}
+
+/// The features profiling needs.
+pub const FEATURES: wgpu::Features =
+    wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES);
+
+/// Timestamps around each of a step's kernels, summed by kernel label over the run.
+pub struct Profiler {
+    queries: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    read: wgpu::Buffer,
+    labels: Vec<String>,
+    /// nanoseconds per timestamp tick
+    period: f64,
+    totals_ns: Vec<f64>,
+    steps: usize,
+}
+
+impl Profiler {
+    /// A profiler for steps of the kernels named `labels`, if the device can write
+    /// timestamps inside passes.
+    pub fn new(gpu: &Gpu, labels: Vec<String>) -> Option<Profiler> {
+        if !gpu.device.features().contains(FEATURES) || labels.len() + 1 > 4096 {
+            return None;
+        }
+        let count = labels.len() as u32 + 1;
+        let bytes = count as u64 * 8;
+        let buffer = |usage| {
+            gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamps"),
+                size: bytes,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        Some(Profiler {
+            queries: gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count,
+            }),
+            resolve: buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC),
+            read: buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
+            totals_ns: vec![0.0; labels.len()],
+            labels,
+            period: gpu.queue.get_timestamp_period() as f64,
+            steps: 0,
+        })
+    }
+
+    /// Marks the point after kernel `i - 1` (0: the step's start).
+    pub fn mark(&self, pass: &mut wgpu::ComputePass, i: usize) {
+        pass.write_timestamp(&self.queries, i as u32);
+    }
+
+    /// Copies the step's timestamps where `collect` reads them.
+    pub fn resolve(&self, encoder: &mut wgpu::CommandEncoder) {
+        let n = self.labels.len() as u32 + 1;
+        encoder.resolve_query_set(&self.queries, 0..n, &self.resolve, 0);
+        encoder.copy_buffer_to_buffer(&self.resolve, 0, &self.read, 0, n as u64 * 8);
+    }
+
+    /// Adds a finished step's kernel times to the totals.
+    pub fn collect(&mut self, gpu: &Gpu) {
+        let mut ticks = vec![0u64; self.labels.len() + 1];
+        if read_into(gpu, &self.read, &mut ticks).is_err() {
+            return;
+        }
+        for (i, total) in self.totals_ns.iter_mut().enumerate() {
+            *total += ticks[i + 1].saturating_sub(ticks[i]) as f64 * self.period;
+        }
+        self.steps += 1;
+    }
+
+    /// GPU microseconds per step by kernel label, largest first.
+    pub fn report(&self) -> String {
+        let steps = self.steps.max(1) as f64;
+        let mut by_label: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+        for (label, ns) in self.labels.iter().zip(&self.totals_ns) {
+            let e = by_label.entry(label).or_default();
+            e.0 += ns / steps / 1e3;
+            e.1 += 1;
+        }
+        let total: f64 = by_label.values().map(|v| v.0).sum();
+        let mut rows: Vec<_> = by_label.into_iter().collect();
+        rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+        let mut out = format!(
+            "GPU time per step over {} steps: {total:.1} us in {} kernels\n",
+            self.steps,
+            self.labels.len()
+        );
+        for (label, (us, count)) in rows {
+            out += &format!(
+                "{us:10.1} us {:5.1}%  {count:4} x {label}\n",
+                100.0 * us / total.max(1e-9)
+            );
+        }
+        out
+    }
+}
