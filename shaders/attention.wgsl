@@ -19,13 +19,6 @@ struct AttnParams {
     q_stride: u32,
 }
 
-struct Step {
-    n_tokens: u32,
-    pos0: u32,
-    out_first: u32,
-    n_out: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: AttnParams;
 @group(0) @binding(1) var<uniform> step: Step;
 // [n_tokens][q_stride]: each token's n_heads query heads of HD first

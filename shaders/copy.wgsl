@@ -7,13 +7,6 @@ struct CopyParams {
     groups_x: u32,
 }
 
-struct Step {
-    n_tokens: u32,
-    pos0: u32,
-    out_first: u32,
-    n_out: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: CopyParams;
 @group(0) @binding(1) var<uniform> step: Step;
 @group(0) @binding(2) var<storage, read> src: array<vec4<u32>>;

@@ -7,36 +7,8 @@
 //
 // Defines: ADD (1: add into out, the residual stream; 0: store).
 
-struct MatParams {
-    rows: u32,
-    cols: u32,
-    row_offset: u32,
-    out_stride: u32,
-    out_rows_only: u32,
-    groups_x: u32,
-}
-
-struct Step {
-    n_tokens: u32,
-    pos0: u32,
-    out_first: u32,
-    n_out: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: MatParams;
-@group(0) @binding(1) var<uniform> step: Step;
-// the type's quants, in 16-byte vectors (layout: see the type's decode_*.wgsl)
-@group(0) @binding(2) var<storage, read> wq: array<vec4<u32>>;
-// the type's scales, in words (a dummy vector for f16, f32 and Q4_K)
-@group(0) @binding(3) var<storage, read> ws: array<u32>;
-// [n_tokens][cols]
-@group(0) @binding(4) var<storage, read> act: array<vec4<f32>>;
-// [tokens][out_stride]
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-
 const BM: u32 = 64u;
 const BN: u32 = 64u;
-const ADD: u32 = {{ADD}}u;
 
 // [32][BM / 4]: the tile's weights, column-major in fours of rows
 var<workgroup> w_tile: array<vec4<f32>, 512>;

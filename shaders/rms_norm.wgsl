@@ -5,13 +5,6 @@ struct NormParams {
     eps: f32,
 }
 
-struct Step {
-    n_tokens: u32,
-    pos0: u32,
-    out_first: u32,
-    n_out: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: NormParams;
 @group(0) @binding(1) var<uniform> step: Step;
 // [dim / 4]

@@ -13,13 +13,6 @@ struct RopeParams {
     half: u32,
 }
 
-struct Step {
-    n_tokens: u32,
-    pos0: u32,
-    out_first: u32,
-    n_out: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: RopeParams;
 @group(0) @binding(1) var<uniform> step: Step;
 // [n_tokens][half] cos, then [n_tokens][half] sin

@@ -6,13 +6,6 @@ struct SiluParams {
     width: u32,
 }
 
-struct Step {
-    n_tokens: u32,
-    pos0: u32,
-    out_first: u32,
-    n_out: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: SiluParams;
 @group(0) @binding(1) var<uniform> step: Step;
 // [n_tokens][2 · width]: gate, then up

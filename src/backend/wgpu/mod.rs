@@ -9,6 +9,8 @@
 
 pub mod bandwidth;
 mod context;
+mod kernel;
+mod layer;
 pub mod ops;
 mod pipelines;
 pub mod profile;

@@ -2,15 +2,17 @@
 //!
 //! A shader is a plain `.wgsl` file under `shaders/`; `{{NAME}}` marks where a define
 //! goes (a workgroup size, a head dimension, how the KV cache stores a pair), so one
-//! file serves every variant. A matrix product is a driver (`matvec.wgsl` for one token,
-//! `gemm.wgsl` for several) with `block.wgsl` and the weight type's `decode_*.wgsl`
-//! appended.
+//! file serves every variant. Every shader starts with `common.wgsl`. A matrix product is
+//! `product.wgsl` (its bindings), a driver (`matvec.wgsl` for one token, `gemm.wgsl` for
+//! several), `block.wgsl` and the weight type's `decode_*.wgsl`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Every shader file, by name.
 pub const SHADERS: &[(&str, &str)] = &[
+    ("common", include_str!("../../../shaders/common.wgsl")),
+    ("product", include_str!("../../../shaders/product.wgsl")),
     ("matvec", include_str!("../../../shaders/matvec.wgsl")),
     ("gemm", include_str!("../../../shaders/gemm.wgsl")),
     ("block", include_str!("../../../shaders/block.wgsl")),
@@ -60,9 +62,14 @@ fn file(name: &str) -> &'static str {
         .1
 }
 
-/// The WGSL of `files` joined, with each `{{KEY}}` replaced by its define.
+/// The WGSL of `files` joined after `common.wgsl`, with each `{{KEY}}` replaced by its
+/// define.
 pub fn source(files: &[&str], defines: &[(&str, String)]) -> String {
-    let mut text = files.iter().map(|f| file(f)).collect::<Vec<_>>().join("\n");
+    let mut text = std::iter::once("common")
+        .chain(files.iter().copied())
+        .map(file)
+        .collect::<Vec<_>>()
+        .join("\n");
     for (key, value) in defines {
         text = text.replace(&format!("{{{{{key}}}}}"), value);
     }
@@ -86,7 +93,7 @@ pub enum Access {
 pub struct Pipeline {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
-    /// The shader's first file.
+    /// The shader's files, joined by `+`.
     pub name: String,
 }
 
@@ -141,7 +148,7 @@ impl Pipelines {
         let p = Arc::new(Pipeline {
             pipeline,
             layout,
-            name: files[0].to_string(),
+            name: files.join("+"),
         });
         self.built
             .lock()

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::segment::read_into;
+use super::kernel::read_into;
 use super::Gpu;
 
 /// Whether profiling was asked for.

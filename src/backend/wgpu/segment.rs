@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use crate::model::weights::{LayerWeights, Matrix};
 use crate::model::Llama;
 
+use super::kernel::read_into;
+use super::layer::{upload, LayerMatrices};
 use super::ops::{self, AttnShape, Dest, Kernel, KvType, Step};
 use super::profile::{self, Profiler};
-use super::upload::{storage_init, GpuMatrix};
+use super::upload::storage_init;
 use super::{Gpu, GpuError, Result};
 
 /// What went to the GPU.
@@ -308,115 +309,5 @@ impl Drop for GpuSegment {
         if let Some(p) = &self.profiler {
             eprint!("{}", p.report());
         }
-    }
-}
-
-/// Copies the start of a mapped-readable buffer into `dest`, waiting for the GPU.
-pub fn read_into<T: bytemuck::Pod>(gpu: &Gpu, buffer: &wgpu::Buffer, dest: &mut [T]) -> Result<()> {
-    let slice = buffer.slice(..std::mem::size_of_val(dest) as u64);
-    let (tx, rx) = std::sync::mpsc::channel();
-    slice.map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    gpu.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| GpuError::Lost(e.to_string()))?;
-    rx.recv()
-        .map_err(|e| GpuError::Lost(e.to_string()))?
-        .map_err(|e| GpuError::Lost(e.to_string()))?;
-    let view = slice
-        .get_mapped_range()
-        .map_err(|e| GpuError::Lost(e.to_string()))?;
-    dest.copy_from_slice(bytemuck::cast_slice(&view));
-    drop(view);
-    buffer.unmap();
-    Ok(())
-}
-
-fn upload(
-    gpu: &Gpu,
-    m: &crate::model::weights::Matrix,
-    offload: &mut Offload,
-) -> Result<GpuMatrix> {
-    let g = GpuMatrix::upload(gpu, m)?;
-    offload.weight_bytes += g.bytes;
-    if !super::upload::has_shader(m.ty) {
-        offload.via_f16.push(m.name.to_string());
-    }
-    Ok(g)
-}
-
-/// Matrices that read one input and fill one output side by side (q, k and v; gate and
-/// up): stacked into one matrix when their types agree, so one product serves them all,
-/// else kept apart.
-enum Stack {
-    One(GpuMatrix),
-    Apart(Vec<GpuMatrix>),
-}
-
-impl Stack {
-    fn upload(gpu: &Gpu, name: &str, parts: &[&Matrix], offload: &mut Offload) -> Result<Stack> {
-        match GpuMatrix::upload_stacked(gpu, name, parts)? {
-            Some(m) => {
-                offload.weight_bytes += m.bytes;
-                if !super::upload::has_shader(parts[0].ty) {
-                    offload
-                        .via_f16
-                        .extend(parts.iter().map(|p| p.name.to_string()));
-                }
-                Ok(Stack::One(m))
-            }
-            None => Ok(Stack::Apart(
-                parts
-                    .iter()
-                    .map(|m| upload(gpu, m, offload))
-                    .collect::<Result<_>>()?,
-            )),
-        }
-    }
-
-    /// The products of `act` into `out`, whose rows hold every part's outputs in turn.
-    fn kernels(
-        &self,
-        gpu: &Gpu,
-        step: &wgpu::Buffer,
-        act: &wgpu::Buffer,
-        out: &wgpu::Buffer,
-    ) -> Vec<Kernel> {
-        match self {
-            Stack::One(m) => ops::matmul(gpu, m, step, act, out, Dest::Store),
-            Stack::Apart(parts) => {
-                let width = parts.iter().map(|m| m.rows).sum();
-                let mut offset = 0;
-                let mut kernels = Vec::new();
-                for m in parts {
-                    let into = (out, offset, width);
-                    kernels.extend(ops::matmul_into(gpu, m, step, act, into, Dest::Store));
-                    offset += m.rows;
-                }
-                kernels
-            }
-        }
-    }
-}
-
-/// A layer's matrices on the GPU.
-struct LayerMatrices {
-    /// `[q_dim + 2 · kv_dim][dim]`
-    qkv: Stack,
-    wo: GpuMatrix,
-    /// `[2 · ffn_dim][dim]`
-    gate_up: Stack,
-    w_down: GpuMatrix,
-}
-
-impl LayerMatrices {
-    fn upload(gpu: &Gpu, l: &LayerWeights, offload: &mut Offload) -> Result<LayerMatrices> {
-        Ok(LayerMatrices {
-            qkv: Stack::upload(gpu, "attn_qkv", &[&l.wq, &l.wk, &l.wv], offload)?,
-            wo: upload(gpu, &l.wo, offload)?,
-            gate_up: Stack::upload(gpu, "ffn_gate_up", &[&l.w_gate, &l.w_up], offload)?,
-            w_down: upload(gpu, &l.w_down, offload)?,
-        })
     }
 }

@@ -1,0 +1,29 @@
+// What both matrix-product drivers (matvec.wgsl, gemm.wgsl) bind: the product of rows of a
+// weight matrix with activation rows, written to (or, with ADD = 1, added into) `out`.
+
+struct MatParams {
+    // rows of this binding's slice of the matrix
+    rows: u32,
+    cols: u32,
+    // where this slice's first row lands in an `out` row, and the width of an `out` row
+    row_offset: u32,
+    out_stride: u32,
+    // 1: read the tokens the step wants logits for (Step.out_first, Step.n_out) rather
+    // than all of them
+    out_rows_only: u32,
+    // workgroups along x of the dispatch (row groups beyond 65535 go along y)
+    groups_x: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: MatParams;
+@group(0) @binding(1) var<uniform> step: Step;
+// the type's quants, in 16-byte vectors (layout: see the type's decode_*.wgsl)
+@group(0) @binding(2) var<storage, read> wq: array<vec4<u32>>;
+// the type's scales, in words (a dummy vector for f16, f32 and Q4_K)
+@group(0) @binding(3) var<storage, read> ws: array<u32>;
+// [n_tokens][cols]
+@group(0) @binding(4) var<storage, read> act: array<vec4<f32>>;
+// [tokens][out_stride]
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+const ADD: u32 = {{ADD}}u;

@@ -1,0 +1,234 @@
+//! What every op is made of: a [`Kernel`] (a pipeline, its bound buffers and how many
+//! workgroups a step needs), the step's uniform, and the buffers and one-op runs the
+//! tests and benchmarks use.
+
+use std::sync::Arc;
+
+use wgpu::util::DeviceExt;
+
+use super::pipelines::Pipeline;
+use super::{Gpu, GpuError, Result};
+
+/// At most this many workgroups along one dimension of a dispatch.
+pub(super) const MAX_GROUPS: u32 = 65535;
+
+/// The step's shape, as every shader reads it (binding 1).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Step {
+    pub n_tokens: u32,
+    pub pos0: u32,
+    /// The first token whose logits are wanted, and how many.
+    pub out_first: u32,
+    pub n_out: u32,
+}
+
+/// How many workgroups a kernel needs for a step.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Grid {
+    /// Groups of rows of a matrix (folded onto x and y), by runs of `tok` tokens along z;
+    /// `out_rows`: over the step's output tokens rather than all of them.
+    Rows {
+        x: u32,
+        y: u32,
+        tok: u32,
+        out_rows: bool,
+    },
+    /// One workgroup per token.
+    PerToken,
+    /// One workgroup per (head, token).
+    PerHead { heads: u32 },
+    /// One invocation per `per_token` items of each token, 64 to a workgroup.
+    Items { per_token: u32 },
+}
+
+impl Grid {
+    /// The tokens a step hands this kernel.
+    fn count(&self, step: &Step) -> u32 {
+        match self {
+            Grid::Rows { out_rows: true, .. } => step.n_out,
+            _ => step.n_tokens,
+        }
+    }
+
+    fn groups(&self, n: u32) -> (u32, u32, u32) {
+        match *self {
+            Grid::Rows { x, y, tok, .. } => (x, y, n.div_ceil(tok)),
+            Grid::PerToken => (n, 1, 1),
+            Grid::PerHead { heads } => (heads, n, 1),
+            Grid::Items { per_token } => {
+                let groups = (n * per_token).div_ceil(64);
+                let x = groups.min(MAX_GROUPS);
+                (x, groups.div_ceil(x.max(1)), 1)
+            }
+        }
+    }
+}
+
+/// A pipeline with its bound buffers and the shape of its dispatch.
+pub(super) struct Variant {
+    pipeline: Arc<Pipeline>,
+    bind_group: wgpu::BindGroup,
+    grid: Grid,
+}
+
+impl Variant {
+    pub(super) fn new(
+        gpu: &Gpu,
+        pipeline: Arc<Pipeline>,
+        buffers: &[&wgpu::Buffer],
+        grid: Grid,
+    ) -> Variant {
+        let entries: Vec<_> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.layout,
+            entries: &entries,
+        });
+        Variant {
+            pipeline,
+            bind_group,
+            grid,
+        }
+    }
+}
+
+/// A dispatch ready to encode: one variant for a single token and, for matrix
+/// products, one for several.
+pub struct Kernel {
+    pub(super) one: Variant,
+    pub(super) many: Option<Variant>,
+    /// What the profiler calls it: the shader, and the type and shape of a matrix.
+    pub label: String,
+}
+
+impl Kernel {
+    pub(super) fn single(v: Variant) -> Kernel {
+        Kernel {
+            label: v.pipeline.name.clone(),
+            one: v,
+            many: None,
+        }
+    }
+
+    /// Records the kernel for `step`.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass, step: &Step) {
+        let n = self.one.grid.count(step);
+        let v = match &self.many {
+            Some(many) if n > 1 => many,
+            _ => &self.one,
+        };
+        let groups = v.grid.groups(n);
+        if groups.0 * groups.1 * groups.2 == 0 {
+            return;
+        }
+        pass.set_pipeline(&v.pipeline.pipeline);
+        pass.set_bind_group(0, &v.bind_group, &[]);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+    }
+}
+
+/// A small uniform buffer of 32-bit fields, padded to 16 bytes.
+pub fn uniform(gpu: &Gpu, fields: &[u32]) -> wgpu::Buffer {
+    let mut words = fields.to_vec();
+    words.resize(words.len().next_multiple_of(4), 0);
+    gpu.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::cast_slice(&words),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+}
+
+/// The step's uniform, written before each step.
+pub fn step_buffer(gpu: &Gpu) -> wgpu::Buffer {
+    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("step"),
+        size: std::mem::size_of::<Step>() as u64,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+/// A storage buffer of `floats` f32 values (at least one).
+pub fn activations(gpu: &Gpu, label: &str, floats: usize) -> wgpu::Buffer {
+    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: (floats.max(1) * 4).next_multiple_of(16) as u64,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    })
+}
+
+/// A storage buffer holding `values`.
+pub fn upload_f32(gpu: &Gpu, label: &str, values: &[f32]) -> wgpu::Buffer {
+    gpu.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(values),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+        })
+}
+
+/// Runs `kernels` for `step` in one submission (what a segment does, for one op).
+pub fn run(gpu: &Gpu, kernels: &[Kernel], step_buffer: &wgpu::Buffer, step: &Step) {
+    gpu.queue
+        .write_buffer(step_buffer, 0, bytemuck::bytes_of(step));
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        for k in kernels {
+            k.encode(&mut pass, step);
+        }
+    }
+    gpu.queue.submit([encoder.finish()]);
+}
+
+/// The first `n` f32 values of a storage buffer (made with COPY_SRC).
+pub fn read(gpu: &Gpu, buffer: &wgpu::Buffer, n: usize) -> Result<Vec<f32>> {
+    let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("read"),
+        size: (n * 4) as u64,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, (n * 4) as u64);
+    gpu.queue.submit([encoder.finish()]);
+    let mut out = vec![0.0; n];
+    read_into(gpu, &staging, &mut out)?;
+    Ok(out)
+}
+
+/// Copies the start of a mapped-readable buffer into `dest`, waiting for the GPU.
+pub fn read_into<T: bytemuck::Pod>(gpu: &Gpu, buffer: &wgpu::Buffer, dest: &mut [T]) -> Result<()> {
+    let slice = buffer.slice(..std::mem::size_of_val(dest) as u64);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    gpu.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| GpuError::Lost(e.to_string()))?;
+    rx.recv()
+        .map_err(|e| GpuError::Lost(e.to_string()))?
+        .map_err(|e| GpuError::Lost(e.to_string()))?;
+    let view = slice
+        .get_mapped_range()
+        .map_err(|e| GpuError::Lost(e.to_string()))?;
+    dest.copy_from_slice(bytemuck::cast_slice(&view));
+    drop(view);
+    buffer.unmap();
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! A layer's matrices on the GPU, with the products that share an input stacked.
+
+use crate::model::weights::{LayerWeights, Matrix};
+
+use super::ops::{self, Dest, Kernel};
+use super::segment::Offload;
+use super::upload::GpuMatrix;
+use super::{Gpu, Result};
+
+/// `m` on the GPU, counted in `offload`.
+pub(super) fn upload(gpu: &Gpu, m: &Matrix, offload: &mut Offload) -> Result<GpuMatrix> {
+    let g = GpuMatrix::upload(gpu, m)?;
+    offload.weight_bytes += g.bytes;
+    if !super::upload::has_shader(m.ty) {
+        offload.via_f16.push(m.name.to_string());
+    }
+    Ok(g)
+}
+
+/// Matrices that read one input and fill one output side by side (q, k and v; gate and
+/// up): stacked into one matrix when their types agree, so one product serves them all,
+/// else kept apart.
+pub(super) enum Stack {
+    One(GpuMatrix),
+    Apart(Vec<GpuMatrix>),
+}
+
+impl Stack {
+    pub(super) fn upload(
+        gpu: &Gpu,
+        name: &str,
+        parts: &[&Matrix],
+        offload: &mut Offload,
+    ) -> Result<Stack> {
+        match GpuMatrix::upload_stacked(gpu, name, parts)? {
+            Some(m) => {
+                offload.weight_bytes += m.bytes;
+                if !super::upload::has_shader(parts[0].ty) {
+                    offload
+                        .via_f16
+                        .extend(parts.iter().map(|p| p.name.to_string()));
+                }
+                Ok(Stack::One(m))
+            }
+            None => Ok(Stack::Apart(
+                parts
+                    .iter()
+                    .map(|m| upload(gpu, m, offload))
+                    .collect::<Result<_>>()?,
+            )),
+        }
+    }
+
+    /// The products of `act` into `out`, whose rows hold every part's outputs in turn.
+    pub(super) fn kernels(
+        &self,
+        gpu: &Gpu,
+        step: &wgpu::Buffer,
+        act: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+    ) -> Vec<Kernel> {
+        match self {
+            Stack::One(m) => ops::matmul(gpu, m, step, act, out, Dest::Store),
+            Stack::Apart(parts) => {
+                let width = parts.iter().map(|m| m.rows).sum();
+                let mut offset = 0;
+                let mut kernels = Vec::new();
+                for m in parts {
+                    let into = (out, offset, width);
+                    kernels.extend(ops::matmul_into(gpu, m, step, act, into, Dest::Store));
+                    offset += m.rows;
+                }
+                kernels
+            }
+        }
+    }
+}
+
+/// A layer's matrices on the GPU.
+pub(super) struct LayerMatrices {
+    /// `[q_dim + 2 · kv_dim][dim]`
+    pub qkv: Stack,
+    pub wo: GpuMatrix,
+    /// `[2 · ffn_dim][dim]`
+    pub gate_up: Stack,
+    pub w_down: GpuMatrix,
+}
+
+impl LayerMatrices {
+    pub(super) fn upload(
+        gpu: &Gpu,
+        l: &LayerWeights,
+        offload: &mut Offload,
+    ) -> Result<LayerMatrices> {
+        Ok(LayerMatrices {
+            qkv: Stack::upload(gpu, "attn_qkv", &[&l.wq, &l.wk, &l.wv], offload)?,
+            wo: upload(gpu, &l.wo, offload)?,
+            gate_up: Stack::upload(gpu, "ffn_gate_up", &[&l.w_gate, &l.w_up], offload)?,
+            w_down: upload(gpu, &l.w_down, offload)?,
+        })
+    }
+}
