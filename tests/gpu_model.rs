@@ -14,6 +14,7 @@ use ropewalk::backend::wgpu::{Gpu, GpuChoice};
 use ropewalk::gguf::GgufFile;
 use ropewalk::model::kv_cache::CacheType;
 use ropewalk::model::{Llama, Logits, RopeOverrides, ScalingKind, Session};
+use ropewalk::sample::argmax;
 
 fn gpu() -> Arc<Gpu> {
     Arc::new(Gpu::open(&GpuChoice::Best).unwrap_or_else(|e| {
@@ -90,4 +91,40 @@ fn scoring_every_position_on_the_gpu_matches_the_cpu() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max);
     assert!(worst < 5e-3, "largest logit difference {worst}");
+}
+
+#[test]
+fn losing_the_gpu_mid_run_goes_on_with_the_cpu() {
+    // The GPU fails at the sixth generated token: the CPU recomputes the conversation's
+    // keys and values and the greedy text goes on as it would have on the CPU alone.
+    let file = GgufFile::open(common::test_model()).unwrap();
+    let model = Llama::load(&file).unwrap();
+    let gpu = gpu();
+    let prompt = common::hf::ids(&reference("base.json")["prompts"]["short"]["ids"]);
+    let greedy = |ngl: usize, fail_at: Option<usize>| {
+        let mut s = Session::with_cache(&model, 256, 4, CacheType::F32).unwrap();
+        s.precision = Precision::Exact;
+        s.offload(gpu.clone(), ngl, &mut |_, _| {}).unwrap();
+        let mut next = argmax(s.forward(&prompt, Logits::Last).unwrap());
+        let mut out = vec![next];
+        for i in 0..10 {
+            if Some(i) == fail_at {
+                s.fail_next_gpu_step();
+            }
+            next = argmax(s.forward(&[next], Logits::Last).unwrap());
+            out.push(next);
+        }
+        (out, s.gpu_layers())
+    };
+    let (cpu, _) = greedy(0, None);
+    let (survived, layers_left) = greedy(16, Some(5));
+    assert_eq!(layers_left, 0, "the GPU segment is dropped");
+    assert_eq!(survived, cpu);
+
+    let mut s = Session::with_cache(&model, 64, 4, CacheType::F32).unwrap();
+    s.offload(gpu.clone(), 99, &mut |_, _| {}).unwrap();
+    s.gpu_fallback = false;
+    s.fail_next_gpu_step();
+    let err = s.forward(&prompt, Logits::Last).unwrap_err();
+    assert!(err.to_string().contains("stopped answering"), "{err}");
 }

@@ -50,6 +50,7 @@ impl GpuArgs {
         session: &mut Session,
         n_gpu_layers: usize,
     ) -> CliResult {
+        session.gpu_fallback = !self.gpu_required;
         let Some(gpu) = gpu else {
             return Ok(());
         };

@@ -13,20 +13,20 @@
 //!
 //! Tokens go through in batches: each weight matrix is read once per batch.
 
-use std::sync::Arc;
-
 use rayon::prelude::*;
 
 use crate::backend::cpu::attention::{self, Tile};
 use crate::backend::cpu::matmul::{matmul, matmul_many, MatmulScratch, Precision};
 use crate::backend::cpu::ops;
-use crate::backend::wgpu::{self as gpu, Gpu, GpuSegment, Offload};
+use crate::backend::wgpu::GpuSegment;
 use crate::gguf::GgufFile;
 
 use super::config::{LlamaConfig, ModelError, Result};
 use super::kv_cache::{CacheType, KvCache, KvView};
 use super::rope::{Rope, RopeConfig};
 use super::weights::LlamaWeights;
+
+mod offload;
 
 /// Query rows an attention tile aims for (query heads of a group times tokens).
 const ATTN_TILE_ROWS: usize = 192;
@@ -127,6 +127,11 @@ pub struct Session<'m, 'a> {
     pub precision: Precision,
     /// The last layers, when they run on a GPU; the CPU's cache then holds the others.
     gpu: Option<GpuSegment>,
+    /// The tokens seen so far while layers run on a GPU: if the GPU is lost, the CPU
+    /// recomputes their keys and values and the conversation goes on.
+    history: Vec<u32>,
+    /// On a GPU failure, go on with the CPU (else fail: `--gpu-required`).
+    pub gpu_fallback: bool,
 }
 
 impl<'m, 'a> Session<'m, 'a> {
@@ -161,57 +166,9 @@ impl<'m, 'a> Session<'m, 'a> {
             n_past: 0,
             precision: Precision::Quantized,
             gpu: None,
+            history: Vec::new(),
+            gpu_fallback: true,
         })
-    }
-
-    /// Moves the last `n_gpu_layers` layers to `gpu`, with llama.cpp's meaning of
-    /// `--gpu-layers`: the output layer goes too once `n_gpu_layers` exceeds the layer
-    /// count. Their KV cache moves with them (f32 if the session's is f32, else f16).
-    /// Starts the conversation afresh; `progress(done, total)` follows the upload.
-    pub fn offload(
-        &mut self,
-        gpu: Arc<Gpu>,
-        n_gpu_layers: usize,
-        progress: &mut dyn FnMut(usize, usize),
-    ) -> gpu::Result<Option<Offload>> {
-        let c = &self.model.config;
-        let layers = n_gpu_layers.min(c.n_layers);
-        self.gpu = None;
-        self.n_past = 0;
-        if layers == 0 {
-            return Ok(None);
-        }
-        let kv = match self.cache.ty() {
-            CacheType::F32 => gpu::ops::KvType::F32,
-            _ => gpu::ops::KvType::F16,
-        };
-        let first = c.n_layers - layers;
-        let n_ctx = self.n_ctx();
-        let segment = GpuSegment::new(
-            gpu,
-            self.model,
-            first,
-            n_gpu_layers > c.n_layers,
-            n_ctx,
-            self.n_batch,
-            kv,
-            progress,
-        )?;
-        self.cache = KvCache::new(self.cache.ty(), first, n_ctx, c.kv_dim());
-        let offload = segment.offload.clone();
-        self.gpu = Some(segment);
-        Ok(Some(offload))
-    }
-
-    /// Layers on the GPU: the last ones.
-    pub fn gpu_layers(&self) -> usize {
-        self.gpu.as_ref().map_or(0, |g| g.offload.layers)
-    }
-
-    /// Layers that run on the CPU: the first ones.
-    fn cpu_layers(&self) -> usize {
-        let n = self.model.config.n_layers;
-        self.gpu.as_ref().map_or(n, |g| n - g.offload.layers)
     }
 
     pub fn n_past(&self) -> usize {
@@ -245,6 +202,7 @@ impl<'m, 'a> Session<'m, 'a> {
     /// Forgets the conversation; the next token is at position 0.
     pub fn reset(&mut self) {
         self.n_past = 0;
+        self.history.clear();
     }
 
     /// Runs `tokens` at the next positions and returns logits: `[n_vocab]` for
@@ -267,8 +225,7 @@ impl<'m, 'a> Session<'m, 'a> {
                 Logits::Last if first + batch.len() == tokens.len() => 0..1,
                 Logits::Last => 0..0,
             };
-            self.rope.prepare(self.n_past, batch.len(), seq_len);
-            self.forward_batch(batch, which, out_rows)?;
+            self.run_batch(batch, which, out_rows, seq_len)?;
         }
         Ok(&self.state.logits)
     }
@@ -286,8 +243,7 @@ impl<'m, 'a> Session<'m, 'a> {
         self.state.logits.resize(self.n_batch * n_vocab, 0.0);
         let seq_len = self.n_past + tokens.len();
         for (b, batch) in tokens.chunks(self.n_batch).enumerate() {
-            self.rope.prepare(self.n_past, batch.len(), seq_len);
-            self.forward_batch(batch, Logits::All, 0..batch.len())?;
+            self.run_batch(batch, Logits::All, 0..batch.len(), seq_len)?;
             on_batch(
                 b * self.n_batch,
                 &self.state.logits[..batch.len() * n_vocab],
@@ -313,6 +269,29 @@ impl<'m, 'a> Session<'m, 'a> {
             )));
         }
         Ok(())
+    }
+
+    /// One batch of a pass that ends at `seq_len`, through every layer.
+    fn run_batch(
+        &mut self,
+        batch: &[u32],
+        which: Logits,
+        out_rows: std::ops::Range<usize>,
+        seq_len: usize,
+    ) -> Result<()> {
+        self.rope.prepare(self.n_past, batch.len(), seq_len);
+        match self.forward_batch(batch, which, out_rows.clone()) {
+            Err(ModelError::Gpu(e)) if self.gpu_fallback && self.gpu.is_some() => {
+                self.lose_gpu(&e)?;
+                self.rope.prepare(self.n_past, batch.len(), seq_len);
+                self.forward_batch(batch, which, out_rows)
+            }
+            Ok(()) if self.gpu.is_some() => {
+                self.history.extend_from_slice(batch);
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// One batch through every layer; logits for the batch's last token (`Logits::Last`)

@@ -46,6 +46,8 @@ pub struct GpuSegment {
     output: Vec<Kernel>,
     /// Timestamps between kernels, with `ROPEWALK_GPU_PROFILE=1`.
     profiler: Option<Profiler>,
+    /// Fail the next step as a lost device would (for testing the CPU fallback).
+    pub fail_next_step: bool,
 }
 
 /// The buffers a layer's kernels pass between them, `[n_batch][width]` each.
@@ -200,6 +202,7 @@ impl GpuSegment {
         };
         Ok(GpuSegment {
             profiler,
+            fail_next_step: false,
             dim: c.dim,
             n_vocab: c.n_vocab,
             half,
@@ -228,6 +231,9 @@ impl GpuSegment {
         out: Option<(usize, usize)>,
         logits: &mut [f32],
     ) -> Result<()> {
+        if std::mem::take(&mut self.fail_next_step) {
+            return Err(GpuError::Lost("a failure made on purpose".into()));
+        }
         let n = x.len() / self.dim;
         assert!(
             n <= self.n_batch,

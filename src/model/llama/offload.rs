@@ -1,0 +1,88 @@
+//! The session's layers on a GPU: moving them there, and going on with the CPU when the
+//! GPU is lost mid-run.
+
+use std::sync::Arc;
+
+use crate::backend::wgpu::{self as gpu, Gpu, GpuError, GpuSegment, Offload};
+use crate::model::kv_cache::{CacheType, KvCache};
+
+use super::{Logits, Result, Session};
+
+impl Session<'_, '_> {
+    /// Moves the last `n_gpu_layers` layers to `gpu`, with llama.cpp's meaning of
+    /// `--gpu-layers`: the output layer goes too once `n_gpu_layers` exceeds the layer
+    /// count. Their KV cache moves with them (f32 if the session's is f32, else f16).
+    /// Starts the conversation afresh; `progress(done, total)` follows the upload.
+    pub fn offload(
+        &mut self,
+        gpu: Arc<Gpu>,
+        n_gpu_layers: usize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> gpu::Result<Option<Offload>> {
+        let c = &self.model.config;
+        let layers = n_gpu_layers.min(c.n_layers);
+        self.gpu = None;
+        self.n_past = 0;
+        if layers == 0 {
+            return Ok(None);
+        }
+        let kv = match self.cache.ty() {
+            CacheType::F32 => gpu::ops::KvType::F32,
+            _ => gpu::ops::KvType::F16,
+        };
+        let first = c.n_layers - layers;
+        let n_ctx = self.n_ctx();
+        let segment = GpuSegment::new(
+            gpu,
+            self.model,
+            first,
+            n_gpu_layers > c.n_layers,
+            n_ctx,
+            self.n_batch,
+            kv,
+            progress,
+        )?;
+        self.cache = KvCache::new(self.cache.ty(), first, n_ctx, c.kv_dim());
+        let offload = segment.offload.clone();
+        self.gpu = Some(segment);
+        Ok(Some(offload))
+    }
+
+    /// Layers on the GPU: the last ones.
+    pub fn gpu_layers(&self) -> usize {
+        self.gpu.as_ref().map_or(0, |g| g.offload.layers)
+    }
+
+    /// Layers that run on the CPU: the first ones.
+    pub(super) fn cpu_layers(&self) -> usize {
+        let n = self.model.config.n_layers;
+        self.gpu.as_ref().map_or(n, |g| n - g.offload.layers)
+    }
+
+    /// Drops the GPU after it failed with `e`: every layer goes back to the CPU, which
+    /// recomputes the keys and values of the tokens seen so far. (With dynamic NTK they
+    /// are recomputed in one pass, so they rotate by that pass's base.)
+    pub(super) fn lose_gpu(&mut self, e: &GpuError) -> Result<()> {
+        let done = self.n_past;
+        eprintln!("warning: {e}; going on with the CPU, recomputing {done} tokens");
+        self.gpu = None;
+        let c = &self.model.config;
+        self.cache = KvCache::new(self.cache.ty(), c.n_layers, self.n_ctx(), c.kv_dim());
+        let history = std::mem::take(&mut self.history);
+        self.n_past = 0;
+        for batch in history[..done].chunks(self.n_batch) {
+            self.rope.prepare(self.n_past, batch.len(), done);
+            self.forward_batch(batch, Logits::Last, 0..0)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the GPU's next step fail as a lost device would: what the fallback is
+    /// tested with.
+    #[doc(hidden)]
+    pub fn fail_next_gpu_step(&mut self) {
+        if let Some(segment) = &mut self.gpu {
+            segment.fail_next_step = true;
+        }
+    }
+}
