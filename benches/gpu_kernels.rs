@@ -8,6 +8,8 @@
 //! Each sample is many dispatches in one submission, timed from submit to completion.
 //! `cargo bench --bench gpu_kernels -- --warm-up-time 1 --measurement-time 3`
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -17,17 +19,7 @@ use ropewalk::backend::wgpu::{Gpu, GpuChoice};
 use ropewalk::model::weights::Matrix;
 use ropewalk::quant::{quantize, GgmlType};
 
-fn data(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        })
-        .collect()
-}
+use common::data;
 
 /// Waits for everything submitted so far.
 fn wait(gpu: &Gpu) {

@@ -10,6 +10,8 @@
 //!
 //! `cargo bench --bench kernels -- --warm-up-time 1 --measurement-time 3`
 
+mod common;
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -18,19 +20,9 @@ use ropewalk::quant::kernels::{Kernels, Path, WEIGHT_TYPES};
 use ropewalk::quant::packed::{PackedJob, PackedMatrix};
 use ropewalk::quant::{quantize, GgmlType};
 
-const COLS: usize = 4096;
+use common::data;
 
-fn data(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        })
-        .collect()
-}
+const COLS: usize = 4096;
 
 fn weights(ty: GgmlType, rows: usize) -> Vec<u64> {
     let bytes = ty.bytes_for((rows * COLS) as u64).unwrap() as usize;
