@@ -144,6 +144,26 @@ fn matmul_matches_cpu_for_every_type() {
 }
 
 #[test]
+fn tall_matrices_take_wide_tiles() {
+    // 4096 rows and more take tiles of 128 rows; 4160 ends in a partial one.
+    let gpu = gpu();
+    let mut rng = Rng::new(14);
+    let (rows, cols) = (4160, 64);
+    let data = random_matrix(&mut rng, GgmlType::Q8_0, rows, cols);
+    let m = matrix(GgmlType::Q8_0, rows, cols, &data);
+    for n in [1, 70] {
+        let act = normal(&mut rng, n * cols);
+        let got = gpu_matmul(&gpu, &m, &act, n, None);
+        assert_close(
+            &format!("{rows} rows x {n} tokens"),
+            &got,
+            &cpu_exact(&m, &act),
+            1e-5,
+        );
+    }
+}
+
+#[test]
 fn matmul_adds_into_the_residual_and_splits_large_matrices() {
     // A binding limit of 4 KiB splits the matrix into many buffers (lavapipe's real limit
     // is 128 MiB, which a 7B model's output matrix would exceed as f16).
