@@ -367,15 +367,12 @@ fn run_test(
 ) -> std::result::Result<Result, Box<dyn std::error::Error>> {
     let n_ctx = (test.n_depth + test.n_tokens()).max(1);
     let mut s = Session::with_cache(model, n_ctx, test.n_batch, args.cache_type)?;
+    if let Some(gpu) = gpu.filter(|_| test.n_gpu_layers > 0) {
+        args.gpu.offload(Some(gpu), &mut s, test.n_gpu_layers)?;
+    }
+    // An upload that failed left every layer on the CPU, and the row says so.
     let backend = match gpu {
-        Some(gpu) if test.n_gpu_layers > 0 => {
-            args.gpu.offload(Some(gpu), &mut s, test.n_gpu_layers)?;
-            if s.gpu_layers() > 0 || test.n_gpu_layers > model.config.n_layers {
-                gpu.info.backend.clone()
-            } else {
-                "CPU".to_string()
-            }
-        }
+        Some(gpu) if s.gpu_layers() > 0 => gpu.info.backend.clone(),
         _ => "CPU".to_string(),
     };
     let name = test.name();
