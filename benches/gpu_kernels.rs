@@ -66,11 +66,7 @@ fn copy(c: &mut Criterion, gpu: &Gpu) {
         b.iter_custom(|iters| {
             timed(gpu, iters, &|e| {
                 let mut pass = e.begin_compute_pass(&Default::default());
-                let one = Step {
-                    n_tokens: 1,
-                    ..Default::default()
-                };
-                kernel.encode(&mut pass, &one);
+                kernel.encode(&mut pass, &Step::default());
             })
         })
     });

@@ -34,10 +34,6 @@ pub fn copy_gbs(gpu: &Gpu, bytes: u64, reps: usize) -> Result<CopyBandwidth> {
         )
     })?;
     let kernel = ops::copy(gpu, &src, &dst, size);
-    let one = Step {
-        n_tokens: 1,
-        ..Default::default()
-    };
     let copies = 4;
     let best = |shader: bool| -> Result<f64> {
         let mut best = f64::INFINITY;
@@ -46,7 +42,7 @@ pub fn copy_gbs(gpu: &Gpu, bytes: u64, reps: usize) -> Result<CopyBandwidth> {
             for _ in 0..copies {
                 if shader {
                     let mut pass = encoder.begin_compute_pass(&Default::default());
-                    kernel.encode(&mut pass, &one);
+                    kernel.encode(&mut pass, &Step::default());
                 } else {
                     encoder.copy_buffer_to_buffer(&src, 0, &dst, 0, size);
                 }

@@ -40,6 +40,8 @@ pub(super) enum Grid {
     PerHead { heads: u32 },
     /// One invocation per `per_token` items of each token, 64 to a workgroup.
     Items { per_token: u32 },
+    /// The same workgroups whatever the step.
+    Fixed { x: u32, y: u32 },
 }
 
 impl Grid {
@@ -55,6 +57,7 @@ impl Grid {
         match *self {
             Grid::Rows { x, y, tok, .. } => (x, y, n.div_ceil(tok)),
             Grid::PerToken => (n, 1, 1),
+            Grid::Fixed { x, y } => (x, y, 1),
             Grid::PerHead { heads } => (heads, n, 1),
             Grid::Items { per_token } => {
                 let groups = (n * per_token).div_ceil(64);

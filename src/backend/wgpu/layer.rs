@@ -10,11 +10,18 @@ use super::{Gpu, Result};
 /// `m` on the GPU, counted in `offload`.
 pub(super) fn upload(gpu: &Gpu, m: &Matrix, offload: &mut Offload) -> Result<GpuMatrix> {
     let g = GpuMatrix::upload(gpu, m)?;
-    offload.weight_bytes += g.bytes;
-    if !super::upload::has_shader(m.ty) {
-        offload.via_f16.push(m.name.to_string());
-    }
+    count(offload, &g, &[m]);
     Ok(g)
+}
+
+/// Adds `g`, made from `parts`, to what `offload` reports.
+fn count(offload: &mut Offload, g: &GpuMatrix, parts: &[&Matrix]) {
+    offload.weight_bytes += g.bytes;
+    if !super::upload::has_shader(parts[0].ty) {
+        offload
+            .via_f16
+            .extend(parts.iter().map(|p| p.name.to_string()));
+    }
 }
 
 /// Matrices that read one input and fill one output side by side (q, k and v; gate and
@@ -34,12 +41,7 @@ impl Stack {
     ) -> Result<Stack> {
         match GpuMatrix::upload_stacked(gpu, name, parts)? {
             Some(m) => {
-                offload.weight_bytes += m.bytes;
-                if !super::upload::has_shader(parts[0].ty) {
-                    offload
-                        .via_f16
-                        .extend(parts.iter().map(|p| p.name.to_string()));
-                }
+                count(offload, &m, parts);
                 Ok(Stack::One(m))
             }
             None => Ok(Stack::Apart(

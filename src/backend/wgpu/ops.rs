@@ -172,16 +172,33 @@ pub fn rms_norm(
     x: &wgpu::Buffer,
     out: &wgpu::Buffer,
 ) -> Kernel {
-    let pipeline = gpu
-        .pipelines
-        .get(&gpu.device, &["rms_norm"], &[], &[U, U, R, R, RW]);
-    let params = uniform(gpu, &[dim as u32, eps.to_bits()]);
-    Kernel::single(Variant::new(
+    single_kernel(
         gpu,
-        pipeline,
-        &[&params, step, weight, x, out],
+        (&["rms_norm"], &[]),
+        &[dim as u32, eps.to_bits()],
+        step,
+        &[(weight, R), (x, R), (out, RW)],
         Grid::PerToken,
-    ))
+    )
+}
+
+/// A kernel of one shader: `params` at binding 0 and the step's uniform at 1, then
+/// `buffers`, each with how the shader uses it.
+fn single_kernel(
+    gpu: &Gpu,
+    (files, defines): (&[&'static str], &[(&'static str, String)]),
+    params: &[u32],
+    step: &wgpu::Buffer,
+    buffers: &[(&wgpu::Buffer, Access)],
+    grid: Grid,
+) -> Kernel {
+    let mut bindings = vec![U, U];
+    bindings.extend(buffers.iter().map(|&(_, access)| access));
+    let pipeline = gpu.pipelines.get(&gpu.device, files, defines, &bindings);
+    let params = uniform(gpu, params);
+    let mut bound = vec![&params, step];
+    bound.extend(buffers.iter().map(|&(buffer, _)| buffer));
+    Kernel::single(Variant::new(gpu, pipeline, &bound, grid))
 }
 
 /// How a GPU KV cache stores values.
@@ -248,23 +265,18 @@ pub fn rope_store(
     qkv: &wgpu::Buffer,
     (k_cache, v_cache): (&wgpu::Buffer, &wgpu::Buffer),
 ) -> Kernel {
-    let pipeline = gpu.pipelines.get(
-        &gpu.device,
-        &["rope_store"],
-        &ty.store_defines(),
-        &[U, U, R, RW, RW, RW],
-    );
     let half = shape.head_dim / 2;
     let (q_pairs, kv_pairs) = (shape.n_heads * half, shape.n_kv_heads * half);
-    let params = uniform(gpu, &[q_pairs as u32, kv_pairs as u32, half as u32]);
-    Kernel::single(Variant::new(
+    single_kernel(
         gpu,
-        pipeline,
-        &[&params, step, table, qkv, k_cache, v_cache],
+        (&["rope_store"], &ty.store_defines()),
+        &[q_pairs as u32, kv_pairs as u32, half as u32],
+        step,
+        &[(table, R), (qkv, RW), (k_cache, RW), (v_cache, RW)],
         Grid::Items {
             per_token: (q_pairs + 2 * kv_pairs) as u32,
         },
-    ))
+    )
 }
 
 /// The shape of an attention op.
@@ -287,13 +299,10 @@ pub fn attention(
     (k_cache, v_cache): (&wgpu::Buffer, &wgpu::Buffer),
     out: &wgpu::Buffer,
 ) -> Kernel {
-    let defines = attention_defines(ty, shape.head_dim);
-    let pipeline = gpu
-        .pipelines
-        .get(&gpu.device, &["attention"], &defines, &[U, U, R, R, R, RW]);
     let scale = 1.0 / (shape.head_dim as f32).sqrt();
-    let params = uniform(
+    single_kernel(
         gpu,
+        (&["attention"], &attention_defines(ty, shape.head_dim)),
         &[
             shape.n_heads as u32,
             (shape.n_heads / shape.n_kv_heads) as u32,
@@ -301,15 +310,12 @@ pub fn attention(
             scale.to_bits(),
             q_stride as u32,
         ],
-    );
-    Kernel::single(Variant::new(
-        gpu,
-        pipeline,
-        &[&params, step, q, k_cache, v_cache, out],
+        step,
+        &[(q, R), (k_cache, R), (v_cache, R), (out, RW)],
         Grid::PerHead {
             heads: shape.n_heads as u32,
         },
-    ))
+    )
 }
 
 fn attention_defines(ty: KvType, head_dim: usize) -> Vec<(&'static str, String)> {
@@ -361,40 +367,33 @@ pub fn silu_mul(
     gate_up: &wgpu::Buffer,
     hidden: &wgpu::Buffer,
 ) -> Kernel {
-    let pipeline = gpu
-        .pipelines
-        .get(&gpu.device, &["silu_mul"], &[], &[U, U, R, RW]);
-    let params = uniform(gpu, &[width as u32]);
-    Kernel::single(Variant::new(
+    single_kernel(
         gpu,
-        pipeline,
-        &[&params, step, gate_up, hidden],
+        (&["silu_mul"], &[]),
+        &[width as u32],
+        step,
+        &[(gate_up, R), (hidden, RW)],
         Grid::Items {
             per_token: (width / 4) as u32,
         },
-    ))
+    )
 }
 
 /// `dst = src` for `bytes` (a multiple of 16), in a shader: what the copy ceiling is
 /// measured with.
 pub fn copy(gpu: &Gpu, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64) -> Kernel {
-    let pipeline = gpu
-        .pipelines
-        .get(&gpu.device, &["copy"], &[], &[U, U, R, RW]);
     let n = (bytes / 16) as u32;
     let groups = n.div_ceil(256);
     let x = groups.min(MAX_GROUPS);
-    let params = uniform(gpu, &[n, x]);
-    let step = step_buffer(gpu);
-    Kernel::single(Variant::new(
+    single_kernel(
         gpu,
-        pipeline,
-        &[&params, &step, src, dst],
-        Grid::Rows {
+        (&["copy"], &[]),
+        &[n, x],
+        &step_buffer(gpu),
+        &[(src, R), (dst, RW)],
+        Grid::Fixed {
             x,
             y: groups.div_ceil(x),
-            tok: u32::MAX,
-            out_rows: false,
         },
-    ))
+    )
 }
