@@ -371,17 +371,17 @@ impl<'m, 'a> Session<'m, 'a> {
         };
         let rows = out_rows.len();
         let logits = &mut s.logits[out_rows.start * c.n_vocab..out_rows.end * c.n_vocab];
-        if let Some(segment) = &mut self.gpu {
-            let out = (!out_rows.is_empty()).then_some((from, rows));
-            segment.step(x, pos0, self.rope.rows(n), out, logits)?;
-            if segment.offload.output {
-                self.n_past += n;
-                return Ok(());
+        // The GPU's layers come last; with the output layer there, its logits are done.
+        let logits_done = match &mut self.gpu {
+            Some(segment) => {
+                let out = (!out_rows.is_empty()).then_some((from, rows));
+                segment.step(x, pos0, self.rope.rows(n), out, logits)?;
+                segment.offload.output
             }
-        }
+            None => false,
+        };
         self.n_past += n;
-
-        if out_rows.is_empty() {
+        if logits_done || out_rows.is_empty() {
             return Ok(());
         }
         for (o, i) in xn
