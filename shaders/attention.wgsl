@@ -3,10 +3,12 @@
 // walks the positions HD at a time: thread i scores position i of the run against the
 // query (a key row, read as vectors), the run's maximum and sum update a running softmax,
 // then thread d adds the run's weighted values at dimension d (consecutive threads read
-// consecutive values). Each thread ends with one output value.
-// Defines: HD (head dimension = threads, at most 256), KV_VEC, KV_LOAD8 (how eight key
-// values are read: one vector of f16 pairs, or two of f32), KV_WORD, KV_VALUE (how one
-// value is read).
+// consecutive values), eight positions' loads at a time so that they overlap. Each thread
+// ends with one output value; the head's 8-bit copy follows where the product that
+// reads it wants one (`store_q8`: q8_store.wgsl at bindings 6 and 7, or q8_none.wgsl).
+// Defines: HD (head dimension = threads, a power of two from 32 to 256), KV_VEC,
+// KV_LOAD8 (how eight key values are read: one vector of f16 pairs, or two of f32),
+// KV_WORD, KV_VALUE (how one value is read).
 
 struct AttnParams {
     n_heads: u32,
@@ -108,11 +110,38 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         l = l * correction + combine(e, lid, false);
         acc *= correction;
         let count = min(HD, seen - run);
-        for (var j = 0u; j < count; j++) {
-            acc += weights[j] * value((run + j) * p.kv_dim + kv_base + lid);
+        let v0 = run * p.kv_dim + kv_base + lid;
+        var j = 0u;
+        for (; j + 8u <= count; j += 8u) {
+            let v = v0 + j * p.kv_dim;
+            let d = p.kv_dim;
+            let lo = vec4<f32>(value(v), value(v + d), value(v + 2u * d), value(v + 3u * d));
+            let hi = vec4<f32>(value(v + 4u * d), value(v + 5u * d), value(v + 6u * d),
+                value(v + 7u * d));
+            acc += dot(vec4<f32>(weights[j], weights[j + 1u], weights[j + 2u], weights[j + 3u]), lo)
+                + dot(vec4<f32>(weights[j + 4u], weights[j + 5u], weights[j + 6u],
+                    weights[j + 7u]), hi);
+        }
+        for (; j < count; j++) {
+            acc += weights[j] * value(v0 + j * p.kv_dim);
         }
         m = m_new;
         workgroupBarrier();
     }
-    out[(t * p.n_heads + h) * HD + lid] = acc / l;
+    let o = (t * p.n_heads + h) * HD;
+    reduce[lid] = acc / l;
+    out[o + lid] = reduce[lid];
+    workgroupBarrier();
+    if lid < HD / 32u {
+        let b = 32u * lid;
+        store_q8(o / 32u + lid, array<vec4<f32>, 8>(
+            vec4<f32>(reduce[b], reduce[b + 1u], reduce[b + 2u], reduce[b + 3u]),
+            vec4<f32>(reduce[b + 4u], reduce[b + 5u], reduce[b + 6u], reduce[b + 7u]),
+            vec4<f32>(reduce[b + 8u], reduce[b + 9u], reduce[b + 10u], reduce[b + 11u]),
+            vec4<f32>(reduce[b + 12u], reduce[b + 13u], reduce[b + 14u], reduce[b + 15u]),
+            vec4<f32>(reduce[b + 16u], reduce[b + 17u], reduce[b + 18u], reduce[b + 19u]),
+            vec4<f32>(reduce[b + 20u], reduce[b + 21u], reduce[b + 22u], reduce[b + 23u]),
+            vec4<f32>(reduce[b + 24u], reduce[b + 25u], reduce[b + 26u], reduce[b + 27u]),
+            vec4<f32>(reduce[b + 28u], reduce[b + 29u], reduce[b + 30u], reduce[b + 31u])));
+    }
 }

@@ -11,12 +11,6 @@ struct Block {
     v7: vec4<f32>,
 }
 
-// The 32 activations at vector `base` of `act`.
-fn load_act(base: u32) -> Block {
-    return Block(act[base], act[base + 1u], act[base + 2u], act[base + 3u],
-                 act[base + 4u], act[base + 5u], act[base + 6u], act[base + 7u]);
-}
-
 fn block_dot(w: Block, a: Block) -> f32 {
     return dot(w.v0, a.v0) + dot(w.v1, a.v1) + dot(w.v2, a.v2) + dot(w.v3, a.v3)
         + dot(w.v4, a.v4) + dot(w.v5, a.v5) + dot(w.v6, a.v6) + dot(w.v7, a.v7);

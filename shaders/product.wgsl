@@ -1,5 +1,7 @@
 // What both matrix-product drivers (matvec.wgsl, gemm.wgsl) bind: the product of rows of a
 // weight matrix with activation rows, written to (or, with ADD = 1, added into) `out`.
+// The activations (binding 4, and 6 for 8-bit ones) are declared by act_f32.wgsl or
+// act_q8.wgsl.
 
 struct MatParams {
     // rows of this binding's slice of the matrix
@@ -21,8 +23,6 @@ struct MatParams {
 @group(0) @binding(2) var<storage, read> wq: array<vec4<u32>>;
 // the type's scales, in words (a dummy vector for f16, f32 and Q4_K)
 @group(0) @binding(3) var<storage, read> ws: array<u32>;
-// [n_tokens][cols]
-@group(0) @binding(4) var<storage, read> act: array<vec4<f32>>;
 // [tokens][out_stride]
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 

@@ -1,4 +1,6 @@
-// out[t] = x[t] / sqrt(mean(x[t]²) + eps) · weight, one workgroup per token.
+// out[t] = x[t] / sqrt(mean(x[t]²) + eps) · weight, one workgroup per token, with the
+// result's 8-bit copy where the product that reads it wants one (`store_q8`:
+// q8_store.wgsl at bindings 5 and 6, or q8_none.wgsl).
 
 struct NormParams {
     dim: u32,
@@ -36,7 +38,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         workgroupBarrier();
     }
     let scale = 1.0 / sqrt(partial[0] / f32(p.dim) + p.eps);
-    for (var i = lid; i < n; i += WG) {
-        out[base + i] = x[base + i] * scale * weight[i];
+    // A block of 32 values a thread, so that each block's copy is made where its values
+    // are.
+    for (var b = lid; b < n / 8u; b += WG) {
+        var v: array<vec4<f32>, 8>;
+        for (var j = 0u; j < 8u; j++) {
+            let i = 8u * b + j;
+            v[j] = x[base + i] * scale * weight[i];
+            out[base + i] = v[j];
+        }
+        store_q8(base / 8u + b, v);
     }
 }

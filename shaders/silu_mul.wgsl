@@ -1,8 +1,10 @@
 // hidden = silu(gate) · up, the SwiGLU of the feed-forward block, from the rows of the
-// fused gate and up product.
+// fused gate and up product: one invocation per block of 32 values, with the block's
+// 8-bit copy where the down product wants one (`store_q8`: q8_store.wgsl at bindings 4
+// and 5, or q8_none.wgsl).
 
 struct SiluParams {
-    // values in a row
+    // values in a row (a multiple of 32)
     width: u32,
 }
 
@@ -15,12 +17,19 @@ struct SiluParams {
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-    let i = id.y * 65535u * 64u + id.x;
-    let w = p.width / 4u;
-    if i >= step.n_tokens * w {
+    let k = id.y * 65535u * 64u + id.x;
+    let nb = p.width / 32u;
+    if k >= step.n_tokens * nb {
         return;
     }
-    let t = i / w;
-    let g = gate_up[i + t * w];
-    hidden[i] = g / (1.0 + exp(-g)) * gate_up[i + (t + 1u) * w];
+    // block b of token t: vectors 8b.. of its hidden row, of its gate row and of its up row
+    let t = k / nb;
+    let gate = t * 16u * nb + (k % nb) * 8u;
+    var v: array<vec4<f32>, 8>;
+    for (var j = 0u; j < 8u; j++) {
+        let g = gate_up[gate + j];
+        v[j] = g / (1.0 + exp(-g)) * gate_up[gate + 8u * nb + j];
+        hidden[8u * k + j] = v[j];
+    }
+    store_q8(k, v);
 }

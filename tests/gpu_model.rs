@@ -72,6 +72,28 @@ fn every_split_matches_the_reference() {
 }
 
 #[test]
+fn quantized_path_on_the_gpu_stays_close_to_transformers() {
+    // Everything on the GPU, one-token steps through 8-bit activations and integer dot
+    // products, an f16 cache: held to what the CPU's quantized path is held to
+    // (tests/forward_hf.rs).
+    let file = GgufFile::open(common::test_model()).unwrap();
+    let model = Llama::load(&file).unwrap();
+    let gpu = gpu();
+    let expected = reference("base.json");
+    let mut s = Session::new(&model, 512, 512);
+    assert_eq!(s.precision, Precision::Quantized);
+    s.offload(gpu, 99, &mut |_, _| {}).unwrap();
+    let r = run_prompt_in(&mut s, &expected["prompts"]["short"]);
+    eprintln!(
+        "max top-20 logit diff {:.4}, greedy agree {}/32, teacher-forced {}/32",
+        r.max_logit_diff, r.greedy_agree, r.forced_agree
+    );
+    assert!(r.max_logit_diff < 0.5, "{}", r.max_logit_diff);
+    assert!(r.final_argmax_matches, "final argmax differs");
+    assert!(r.forced_agree >= 28, "teacher-forced {}/32", r.forced_agree);
+}
+
+#[test]
 fn scoring_every_position_on_the_gpu_matches_the_cpu() {
     // Logits::All through the output layer on the GPU (the perplexity path), in batches.
     let file = GgufFile::open(common::test_model()).unwrap();

@@ -9,7 +9,7 @@ use common::Rng;
 use ropewalk::backend::cpu::attention::{attend, Tile};
 use ropewalk::backend::cpu::matmul::{matmul as cpu_matmul, MatmulScratch, Precision};
 use ropewalk::backend::cpu::ops as cpu;
-use ropewalk::backend::wgpu::ops::{self, AttnShape, Dest, KvType, Step};
+use ropewalk::backend::wgpu::ops::{self, AttnShape, Dest, Input, KvType, Q8Rows, Step};
 use ropewalk::backend::wgpu::upload::GpuMatrix;
 use ropewalk::backend::wgpu::{Gpu, GpuChoice};
 use ropewalk::model::kv_cache::{CacheType, KvCache};
@@ -98,6 +98,62 @@ fn gpu_matmul(gpu: &Gpu, m: &Matrix, act: &[f32], n: usize, base: Option<&[f32]>
     ops::read(gpu, &out, n * m.rows).unwrap()
 }
 
+/// `W · act` for one token on the fast path: the activations normalized by RMSNorm (as a
+/// layer's are), which makes their 8-bit copy, then the integer matrix-vector product.
+/// Gives the product and the normalized activations.
+fn gpu_matvec_q8(gpu: &Gpu, m: &Matrix, act: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let g = GpuMatrix::upload(gpu, m).unwrap();
+    let step_buf = ops::step_buffer(gpu);
+    let a = ops::upload_f32(gpu, "act", act);
+    let ones = ops::upload_f32(gpu, "norm", &vec![1.0; m.cols]);
+    let (xn, q8) = (
+        ops::activations(gpu, "xn", m.cols),
+        Q8Rows::new(gpu, 1, m.cols),
+    );
+    let out = ops::activations(gpu, "out", m.rows);
+    let input = Input {
+        f32: &xn,
+        q8: Some(&q8),
+    };
+    let mut kernels = vec![ops::rms_norm(
+        gpu, &ones, m.cols, 1e-5, &step_buf, &a, input,
+    )];
+    kernels.extend(ops::matmul(gpu, &g, &step_buf, input, &out, Dest::Store));
+    assert!(kernels[1].label.contains(" q8 "), "{}", kernels[1].label);
+    let step = Step {
+        n_tokens: 1,
+        ..Default::default()
+    };
+    ops::run(gpu, &kernels, &step_buf, &step);
+    (
+        ops::read(gpu, &out, m.rows).unwrap(),
+        ops::read(gpu, &xn, m.cols).unwrap(),
+    )
+}
+
+/// The CPU's Q8_0 quantization of `x`: each block's bytes, and its scale max |x| / 127
+/// (in f32: the GPU keeps it so, where Q8_0 stores it rounded to f16).
+fn q8_0(x: &[f32]) -> Vec<([i8; 32], f32)> {
+    let mut blocks = vec![0u8; GgmlType::Q8_0.bytes_for(x.len() as u64).unwrap() as usize];
+    quant::quantize(GgmlType::Q8_0, x, &mut blocks).unwrap();
+    blocks
+        .chunks(34)
+        .zip(x.chunks(32))
+        .map(|(block, x)| {
+            let q = std::array::from_fn(|i| block[2 + i] as i8);
+            (q, x.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0)
+        })
+        .collect()
+}
+
+/// `x` as 8-bit activations stand for it: each value rounded to its block's grid.
+fn q8_0_values(x: &[f32]) -> Vec<f32> {
+    q8_0(x)
+        .into_iter()
+        .flat_map(|(q, d)| q.map(|q| f32::from(q) * d))
+        .collect()
+}
+
 fn cpu_exact(m: &Matrix, act: &[f32]) -> Vec<f32> {
     let mut out = vec![0.0; act.len() / m.cols * m.rows];
     cpu_matmul(
@@ -141,6 +197,116 @@ fn matmul_matches_cpu_for_every_type() {
             assert_close(&format!("{ty} x {n} tokens"), &got, &want, bound);
         }
     }
+}
+
+#[test]
+fn quantized_types_match_cpu_with_8_bit_activations() {
+    // The integer product of 8-bit activations equals the exact product of the values
+    // those activations stand for (the CPU's Q8_0 rounding of the input).
+    let gpu = gpu();
+    let mut rng = Rng::new(15);
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q6_K,
+    ] {
+        for (rows, cols) in [(70, 512), (33, 1024)] {
+            let data = random_matrix(&mut rng, ty, rows, cols);
+            let m = matrix(ty, rows, cols, &data);
+            let (got, act) = gpu_matvec_q8(&gpu, &m, &normal(&mut rng, cols));
+            let want = cpu_exact(&m, &q8_0_values(&act));
+            assert_close(&format!("{ty} {rows}x{cols}, 8-bit"), &got, &want, 1e-5);
+        }
+    }
+}
+
+/// Asserts that `q8` holds the CPU's Q8_0 quantization of `values` (whole rows from the
+/// first): the same bytes, the same scales and their sums.
+fn assert_q8_copy(gpu: &Gpu, q8: &Q8Rows, values: &[f32], what: &str) {
+    let n = values.len();
+    let q = ops::read(gpu, &q8.q, n / 4).unwrap();
+    let q: &[i8] = bytemuck::cast_slice(&q);
+    let d = ops::read(gpu, &q8.d, n / 16).unwrap();
+    for (k, (want_q, want_d)) in q8_0(values).into_iter().enumerate() {
+        assert_eq!(q[32 * k..32 * (k + 1)], want_q, "{what}: block {k}");
+        let sum: i32 = want_q.iter().map(|&q| i32::from(q)).sum();
+        assert_eq!(d[2 * k], want_d, "{what}: block {k} scale");
+        assert_eq!(d[2 * k + 1], want_d * sum as f32, "{what}: block {k} sum");
+    }
+}
+
+#[test]
+fn activations_quantize_to_the_cpu_bytes() {
+    // RMSNorm of a row of ones with no epsilon scales by exactly 1, so its output is its
+    // weight: the values to quantize, chosen here.
+    let gpu = gpu();
+    let mut rng = Rng::new(16);
+    let cols = 256;
+    let mut w = normal(&mut rng, cols);
+    // A zero block, a block of halves to round and a lone large value.
+    w[32..64].fill(0.0);
+    for (i, v) in w[64..96].iter_mut().enumerate() {
+        *v = (i as f32 - 16.0) * 0.5 + 0.25;
+    }
+    w[64] = 127.0 / 4.0;
+    let step_buf = ops::step_buffer(&gpu);
+    let (ones, wb) = (
+        ops::upload_f32(&gpu, "x", &vec![1.0; cols]),
+        ops::upload_f32(&gpu, "w", &w),
+    );
+    let (xn, q8) = (
+        ops::activations(&gpu, "xn", cols),
+        Q8Rows::new(&gpu, 1, cols),
+    );
+    let input = Input {
+        f32: &xn,
+        q8: Some(&q8),
+    };
+    let k = ops::rms_norm(&gpu, &wb, cols, 0.0, &step_buf, &ones, input);
+    let step = Step {
+        n_tokens: 1,
+        ..Default::default()
+    };
+    ops::run(&gpu, &[k], &step_buf, &step);
+    assert_eq!(ops::read(&gpu, &xn, cols).unwrap(), w);
+    assert_q8_copy(&gpu, &q8, &w, "chosen values");
+}
+
+#[test]
+fn rms_norm_and_silu_make_the_cpu_copies() {
+    // The shaders that make a product's input make its 8-bit copy too: the CPU's bytes
+    // for the values they wrote.
+    let gpu = gpu();
+    let mut rng = Rng::new(17);
+    let (dim, width, n) = (576, 1536, 2);
+    let step_buf = ops::step_buffer(&gpu);
+    let step = Step {
+        n_tokens: n as u32,
+        ..Default::default()
+    };
+    let x = ops::upload_f32(&gpu, "x", &normal(&mut rng, n * dim));
+    let w = ops::upload_f32(&gpu, "w", &normal(&mut rng, dim));
+    let (xn, xn_q8) = (
+        ops::activations(&gpu, "xn", n * dim),
+        Q8Rows::new(&gpu, n, dim),
+    );
+    let gate_up = ops::upload_f32(&gpu, "gate_up", &normal(&mut rng, n * 2 * width));
+    let (hidden, hidden_q8) = (
+        ops::activations(&gpu, "hidden", n * width),
+        Q8Rows::new(&gpu, n, width),
+    );
+    let input = |f32, q8| Input { f32, q8: Some(q8) };
+    let kernels = [
+        ops::rms_norm(&gpu, &w, dim, 1e-5, &step_buf, &x, input(&xn, &xn_q8)),
+        ops::silu_mul(&gpu, width, &step_buf, &gate_up, input(&hidden, &hidden_q8)),
+    ];
+    ops::run(&gpu, &kernels, &step_buf, &step);
+    let values = ops::read(&gpu, &xn, n * dim).unwrap();
+    assert_q8_copy(&gpu, &xn_q8, &values, "rms_norm");
+    let values = ops::read(&gpu, &hidden, n * width).unwrap();
+    assert_q8_copy(&gpu, &hidden_q8, &values, "silu_mul");
 }
 
 #[test]
@@ -269,7 +435,8 @@ const SHAPE: AttnShape = AttnShape {
     head_dim: 64,
 };
 
-/// Runs rope_store and attention for a step of `n` tokens at `pos0`
+/// Runs rope_store and attention (with the 8-bit copy of its output) for a step of `n`
+/// tokens at `pos0`
 /// whose rows are `qkv`, rotating by `table`; gives the rotated rows and the attention.
 #[allow(clippy::too_many_arguments)]
 fn gpu_rope_attend(
@@ -290,6 +457,8 @@ fn gpu_rope_attend(
         ops::upload_f32(gpu, "table", table),
     );
     let out = ops::activations(gpu, "out", n * q_dim);
+    // With the output's 8-bit copy, checked against the CPU's bytes below.
+    let q8 = Q8Rows::new(gpu, n, q_dim);
     let kernels = [
         ops::rope_store(gpu, SHAPE, kv_type, &step_buf, &table_buf, &qkv_buf, caches),
         ops::attention(
@@ -299,7 +468,10 @@ fn gpu_rope_attend(
             &step_buf,
             (&qkv_buf, width),
             caches,
-            &out,
+            Input {
+                f32: &out,
+                q8: Some(&q8),
+            },
         ),
     ];
     let step = Step {
@@ -308,10 +480,9 @@ fn gpu_rope_attend(
         ..Default::default()
     };
     ops::run(gpu, &kernels, &step_buf, &step);
-    (
-        ops::read(gpu, &qkv_buf, n * width).unwrap(),
-        ops::read(gpu, &out, n * q_dim).unwrap(),
-    )
+    let att = ops::read(gpu, &out, n * q_dim).unwrap();
+    assert_q8_copy(gpu, &q8, &att, "attention");
+    (ops::read(gpu, &qkv_buf, n * width).unwrap(), att)
 }
 
 fn caches(gpu: &Gpu, kv_type: KvType, n_ctx: usize) -> (wgpu::Buffer, wgpu::Buffer) {

@@ -14,7 +14,7 @@ pub(super) const MAX_GROUPS: u32 = 65535;
 
 /// The step's shape, as every shader reads it (binding 1).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Step {
     pub n_tokens: u32,
     pub pos0: u32,

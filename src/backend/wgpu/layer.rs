@@ -2,7 +2,7 @@
 
 use crate::model::weights::{LayerWeights, Matrix};
 
-use super::ops::{self, Dest, Kernel};
+use super::ops::{self, Dest, Input, Kernel};
 use super::segment::Offload;
 use super::upload::GpuMatrix;
 use super::{Gpu, Result};
@@ -58,7 +58,7 @@ impl Stack {
         &self,
         gpu: &Gpu,
         step: &wgpu::Buffer,
-        act: &wgpu::Buffer,
+        act: Input,
         out: &wgpu::Buffer,
     ) -> Vec<Kernel> {
         match self {

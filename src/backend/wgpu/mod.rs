@@ -19,7 +19,7 @@ pub mod upload;
 
 pub use context::{adapters, AdapterSummary, Gpu, GpuChoice};
 pub use pipelines::source as shader_source;
-pub use segment::{GpuSegment, Offload};
+pub use segment::{GpuSegment, Offload, SegmentSpec};
 
 /// What can go wrong on the GPU side.
 #[derive(Debug, thiserror::Error)]

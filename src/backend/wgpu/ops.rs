@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::kernel::{uniform, Grid, Variant, MAX_GROUPS};
 use super::pipelines::{Access, Pipeline};
-use super::upload::GpuMatrix;
+use super::upload::{integer_dot, GpuMatrix};
 use super::Gpu;
 
 pub use super::kernel::{activations, read, run, step_buffer, upload_f32, Kernel, Step};
@@ -21,10 +21,30 @@ const MATVEC_MIN_GROUPS: usize = 1024;
 /// of 1-8 by 1-8 on the H100's large matrices), fewer give small matrices enough
 /// workgroups.
 fn matvec_rows(rows: usize) -> u32 {
+    if let Some(r) = std::env::var("ROPEWALK_MATVEC_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return r;
+    }
     [4, 2]
         .into_iter()
-        .find(|&r| rows / (r * MATVEC_GROUPS) as usize >= MATVEC_MIN_GROUPS)
+        .find(|&r| rows / (r * matvec_groups()) as usize >= MATVEC_MIN_GROUPS)
         .unwrap_or(1)
+}
+
+fn matvec_unroll() -> u32 {
+    std::env::var("ROPEWALK_MATVEC_UNROLL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+fn matvec_groups() -> u32 {
+    std::env::var("ROPEWALK_MATVEC_GROUPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MATVEC_GROUPS)
 }
 /// Tokens of a `gemm.wgsl` tile.
 const GEMM_TOKENS: u32 = 64;
@@ -44,17 +64,91 @@ pub enum Dest {
     OutputRows,
 }
 
+/// 8-bit copies of activation rows, in blocks of 32 (`q8_store.wgsl` writes them where
+/// the rows are made, `act_q8.wgsl` reads them): what the matrix-vector product of a quantized type reads
+/// on the fast path, as the CPU's products read Q8_0 activations.
+pub struct Q8Rows {
+    /// `[n][cols / 32][2]` vectors of signed bytes
+    pub q: wgpu::Buffer,
+    /// `[n][cols / 32]` (d, d · Σ q)
+    pub d: wgpu::Buffer,
+}
+
+impl Q8Rows {
+    /// Room for `n` rows of `cols` values.
+    pub fn new(gpu: &Gpu, n: usize, cols: usize) -> Q8Rows {
+        Q8Rows {
+            q: activations(gpu, "q8", n * cols / 4),
+            d: activations(gpu, "q8 scales", n * cols / 16),
+        }
+    }
+}
+
+/// What a matrix product reads.
+#[derive(Clone, Copy)]
+pub struct Input<'a> {
+    /// `[n][cols]` f32: what batches read, and one token where `q8` is absent (the exact
+    /// path) or the weight type has no integer product
+    pub f32: &'a wgpu::Buffer,
+    /// The rows' 8-bit copy, which the op that makes the rows fills ([`rms_norm`],
+    /// [`attention`], [`silu_mul`]).
+    pub q8: Option<&'a Q8Rows>,
+}
+
+impl<'a> From<&'a wgpu::Buffer> for Input<'a> {
+    fn from(f32: &'a wgpu::Buffer) -> Input<'a> {
+        Input { f32, q8: None }
+    }
+}
+
+/// The defines of `q8_store.wgsl` for a shader that binds the copy at `first` and
+/// `first + 1`.
+fn q8_bindings(first: u32) -> [(&'static str, String); 2] {
+    [("AQ", first.to_string()), ("AD", (first + 1).to_string())]
+}
+
+/// A shader that reads `inputs` and makes the f32 rows of `out`, and their 8-bit copy
+/// where `out` has one: its variant, and every buffer it binds after the uniforms.
+fn with_copy<'a>(
+    variant: ShaderVariant,
+    mut inputs: Vec<(&'a wgpu::Buffer, Access)>,
+    out: Input<'a>,
+) -> (ShaderVariant, Vec<(&'a wgpu::Buffer, Access)>) {
+    let out_binding = 2 + inputs.len() as u32;
+    inputs.push((out.f32, RW));
+    if let Some(q8) = out.q8 {
+        inputs.extend([(&q8.q, RW), (&q8.d, RW)]);
+    }
+    (copy_variant(variant, out.q8.is_some(), out_binding), inputs)
+}
+
+/// `variant` with how it stores 8-bit copies: `q8_store.wgsl` bound after its output at
+/// `out_binding`, or `q8_none.wgsl`.
+fn copy_variant(
+    (mut files, mut defines): ShaderVariant,
+    q8: bool,
+    out_binding: u32,
+) -> ShaderVariant {
+    if q8 {
+        files.push("q8_store");
+        defines.extend(q8_bindings(out_binding + 1));
+    } else {
+        files.push("q8_none");
+    }
+    (files, defines)
+}
+
 /// `out` ← `m` times each token of `act` (`[n][cols]`); `out` rows are `m.rows` wide.
 /// One kernel per buffer the matrix is split into.
-pub fn matmul(
+pub fn matmul<'a>(
     gpu: &Gpu,
     m: &GpuMatrix,
     step: &wgpu::Buffer,
-    act: &wgpu::Buffer,
+    act: impl Into<Input<'a>>,
     out: &wgpu::Buffer,
     dest: Dest,
 ) -> Vec<Kernel> {
-    matmul_into(gpu, m, step, act, (out, 0, m.rows), dest)
+    matmul_into(gpu, m, step, act.into(), (out, 0, m.rows), dest)
 }
 
 /// [`matmul`] into columns `offset..offset + m.rows` of an `out` whose rows are `width`
@@ -63,25 +157,26 @@ pub fn matmul_into(
     gpu: &Gpu,
     m: &GpuMatrix,
     step: &wgpu::Buffer,
-    act: &wgpu::Buffer,
+    act: Input,
     (out, offset, width): (&wgpu::Buffer, usize, usize),
     dest: Dest,
 ) -> Vec<Kernel> {
     let add = ("ADD", u32::from(dest == Dest::Add).to_string());
-    let bindings = [U, U, R, R, R, RW];
     let gemm_rows: u32 = if m.rows >= GEMM_WIDE_FROM { 128 } else { 64 };
     let matrix = gpu.pipelines.get(
         &gpu.device,
-        &["product", "gemm", "block", m.decode],
+        &["product", "gemm", "block", m.decode, "act_f32"],
         &[add.clone(), ("BM", gemm_rows.to_string())],
-        &bindings,
+        &F32_PRODUCT,
     );
+    // One token takes the integer product where it has 8-bit activations to read.
+    let q8 = act.q8.zip(integer_dot(m.decode));
     let out_rows = dest == Dest::OutputRows;
     m.chunks
         .iter()
         .map(|c| {
             let rows = c.rows as u32;
-            let variant = |pipeline: &Arc<Pipeline>, rows_per_group: u32, tok: u32| {
+            let variant = |pipeline: &Arc<Pipeline>, rows_per_group: u32, tok: u32, q8: bool| {
                 let groups = rows.div_ceil(rows_per_group);
                 let x = groups.min(MAX_GROUPS);
                 let params = uniform(
@@ -101,23 +196,38 @@ pub fn matmul_into(
                     tok,
                     out_rows,
                 };
-                Variant::new(
-                    gpu,
-                    pipeline.clone(),
-                    &[&params, step, &c.quants, &c.scales, act, out],
-                    grid,
-                )
+                let buffers: Vec<&wgpu::Buffer> = match act.q8.filter(|_| q8) {
+                    Some(a) => vec![&params, step, &c.quants, &c.scales, &a.q, out, &a.d],
+                    None => vec![&params, step, &c.quants, &c.scales, act.f32, out],
+                };
+                Variant::new(gpu, pipeline.clone(), &buffers, grid)
             };
             let rows_per_run = matvec_rows(c.rows);
-            let (files, defines) =
-                matvec_variant(gpu.subgroups_of_32, m.decode, rows_per_run, add.clone());
-            let vector = gpu.pipelines.get(&gpu.device, &files, &defines, &bindings);
+            let idot = q8.map(|(_, idot)| idot);
+            let (files, defines) = matvec_variant(
+                gpu.subgroups_of_32,
+                (m.decode, idot),
+                rows_per_run,
+                add.clone(),
+            );
+            let bindings: &[Access] = if idot.is_some() {
+                &Q8_PRODUCT
+            } else {
+                &F32_PRODUCT
+            };
+            let vector = gpu.pipelines.get(&gpu.device, &files, &defines, bindings);
             Kernel {
-                one: variant(&vector, rows_per_run * MATVEC_GROUPS, u32::MAX),
-                many: Some(variant(&matrix, gemm_rows, GEMM_TOKENS)),
+                one: variant(
+                    &vector,
+                    rows_per_run * matvec_groups(),
+                    u32::MAX,
+                    idot.is_some(),
+                ),
+                many: Some(variant(&matrix, gemm_rows, GEMM_TOKENS, false)),
                 label: format!(
-                    "matmul {} {}x{}",
+                    "matmul {}{} {}x{}",
                     m.decode.trim_start_matches("decode_"),
+                    if idot.is_some() { " q8" } else { "" },
                     c.rows,
                     m.cols
                 ),
@@ -126,11 +236,19 @@ pub fn matmul_into(
         .collect()
 }
 
-/// The matrix-vector shader's files and defines: lanes summed by subgroup operations
-/// where the adapter's subgroups are exactly 32 wide, else through workgroup memory.
+/// The bindings of a product of f32 activations: parameters, step, quants, scales,
+/// activations, out.
+const F32_PRODUCT: [Access; 6] = [U, U, R, R, R, RW];
+/// The bindings of a product of 8-bit activations: as [`F32_PRODUCT`], the activations'
+/// quants at 4 and their scales last.
+const Q8_PRODUCT: [Access; 7] = [U, U, R, R, R, RW, R];
+
+/// The matrix-vector shader's files and defines, for a weight decoder and, on the fast
+/// path, its integer dot product: lanes summed by subgroup operations where the
+/// adapter's subgroups are exactly 32 wide, else through workgroup memory.
 fn matvec_variant(
     subgroups_of_32: bool,
-    decode: &'static str,
+    (decode, idot): (&'static str, Option<&'static str>),
     rows_per_run: u32,
     add: (&'static str, String),
 ) -> ShaderVariant {
@@ -143,10 +261,16 @@ fn matvec_variant(
     let defines = vec![
         ("REDUCE", reduce.to_string()),
         ("ROWS", rows_per_run.to_string()),
-        ("GROUPS", MATVEC_GROUPS.to_string()),
+        ("GROUPS", matvec_groups().to_string()),
+        ("UNROLL", matvec_unroll().to_string()),
         add,
     ];
-    (vec!["product", "matvec", "block", decode], defines)
+    let mut files = vec!["product", "matvec", "block", decode];
+    match idot {
+        Some(idot) => files.extend(["act_q8", idot]),
+        None => files.push("act_f32"),
+    }
+    (files, defines)
 }
 
 /// `sum32` through workgroup memory: a tree over each run of 32 lanes.
@@ -162,22 +286,25 @@ const SHARED_SUM32: &str = "partial[lid] = x;
     workgroupBarrier();
     return total;";
 
-/// `out[t] = rms_norm(x[t]) · weight`, rows of `dim`.
-pub fn rms_norm(
+/// `out[t] = rms_norm(x[t]) · weight`, rows of `dim`, with the 8-bit copy where `out`
+/// has one.
+pub fn rms_norm<'a>(
     gpu: &Gpu,
     weight: &wgpu::Buffer,
     dim: usize,
     eps: f32,
     step: &wgpu::Buffer,
     x: &wgpu::Buffer,
-    out: &wgpu::Buffer,
+    out: impl Into<Input<'a>>,
 ) -> Kernel {
+    let inputs = vec![(weight, R), (x, R)];
+    let ((files, defines), buffers) = with_copy((vec!["rms_norm"], vec![]), inputs, out.into());
     single_kernel(
         gpu,
-        (&["rms_norm"], &[]),
+        (&files, &defines),
         &[dim as u32, eps.to_bits()],
         step,
-        &[(weight, R), (x, R), (out, RW)],
+        &buffers,
         Grid::PerToken,
     )
 }
@@ -288,21 +415,24 @@ pub struct AttnShape {
 }
 
 /// Causal attention of the queries (`[n][q_stride]`, each row's `n_heads` heads first)
-/// over the caches, into `out` (`[n][n_heads][head_dim]`).
-#[allow(clippy::too_many_arguments)]
-pub fn attention(
+/// over the caches, into `out` (`[n][n_heads][head_dim]`), with the 8-bit copy where
+/// `out` has one.
+pub fn attention<'a>(
     gpu: &Gpu,
     shape: AttnShape,
     ty: KvType,
     step: &wgpu::Buffer,
     (q, q_stride): (&wgpu::Buffer, usize),
     (k_cache, v_cache): (&wgpu::Buffer, &wgpu::Buffer),
-    out: &wgpu::Buffer,
+    out: impl Into<Input<'a>>,
 ) -> Kernel {
     let scale = 1.0 / (shape.head_dim as f32).sqrt();
+    let variant = (vec!["attention"], attention_defines(ty, shape.head_dim));
+    let inputs = vec![(q, R), (k_cache, R), (v_cache, R)];
+    let ((files, defines), buffers) = with_copy(variant, inputs, out.into());
     single_kernel(
         gpu,
-        (&["attention"], &attention_defines(ty, shape.head_dim)),
+        (&files, &defines),
         &[
             shape.n_heads as u32,
             (shape.n_heads / shape.n_kv_heads) as u32,
@@ -311,7 +441,7 @@ pub fn attention(
             q_stride as u32,
         ],
         step,
-        &[(q, R), (k_cache, R), (v_cache, R), (out, RW)],
+        &buffers,
         Grid::PerHead {
             heads: shape.n_heads as u32,
         },
@@ -333,48 +463,66 @@ pub type ShaderVariant = (Vec<&'static str>, Vec<(&'static str, String)>);
 pub fn shader_variants() -> Vec<ShaderVariant> {
     let mut out = Vec::new();
     for decode in super::upload::DECODERS {
-        for add in ["0", "1"] {
-            for subgroups in [false, true] {
-                for rows in [1, 2, 4] {
-                    out.push(matvec_variant(subgroups, decode, rows, ("ADD", add.into())));
+        let idots = std::iter::once(None).chain(integer_dot(decode).map(Some));
+        for idot in idots {
+            for add in ["0", "1"] {
+                for subgroups in [false, true] {
+                    for rows in [1, 2, 4] {
+                        let add = ("ADD", add.into());
+                        out.push(matvec_variant(subgroups, (decode, idot), rows, add));
+                    }
                 }
             }
+        }
+        for add in ["0", "1"] {
             for rows in ["64", "128"] {
                 out.push((
-                    vec!["product", "gemm", "block", decode],
+                    vec!["product", "gemm", "block", decode, "act_f32"],
                     vec![("ADD", add.into()), ("BM", rows.into())],
                 ));
             }
         }
     }
+    // The shaders that make a product's input, with and without its 8-bit copy, by the
+    // binding of their output.
+    let mut makers = vec![
+        ((vec!["rms_norm"], vec![]), 4),
+        ((vec!["silu_mul"], vec![]), 3),
+    ];
     for ty in [KvType::F32, KvType::F16] {
         out.push((vec!["rope_store"], ty.store_defines().to_vec()));
         for head_dim in [64, 128] {
-            out.push((vec!["attention"], attention_defines(ty, head_dim)));
+            makers.push(((vec!["attention"], attention_defines(ty, head_dim)), 5));
         }
     }
-    for file in ["rms_norm", "silu_mul", "copy"] {
-        out.push((vec![file], Vec::new()));
+    for (variant, out_binding) in makers {
+        for q8 in [false, true] {
+            out.push(copy_variant(variant.clone(), q8, out_binding));
+        }
     }
+    out.push((vec!["copy"], Vec::new()));
     out
 }
 
-/// `hidden = silu(gate) · up`, rows of `width`, from `gate_up` (`[n][gate | up]`).
-pub fn silu_mul(
+/// `hidden = silu(gate) · up`, rows of `width` (a multiple of 32), from `gate_up`
+/// (`[n][gate | up]`), with the 8-bit copy where `hidden` has one.
+pub fn silu_mul<'a>(
     gpu: &Gpu,
     width: usize,
     step: &wgpu::Buffer,
     gate_up: &wgpu::Buffer,
-    hidden: &wgpu::Buffer,
+    hidden: impl Into<Input<'a>>,
 ) -> Kernel {
+    let inputs = vec![(gate_up, R)];
+    let ((files, defines), buffers) = with_copy((vec!["silu_mul"], vec![]), inputs, hidden.into());
     single_kernel(
         gpu,
-        (&["silu_mul"], &[]),
+        (&files, &defines),
         &[width as u32],
         step,
-        &[(gate_up, R), (hidden, RW)],
+        &buffers,
         Grid::Items {
-            per_token: (width / 4) as u32,
+            per_token: (width / 32) as u32,
         },
     )
 }

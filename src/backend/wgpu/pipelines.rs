@@ -4,54 +4,47 @@
 //! goes (a workgroup size, a head dimension, how the KV cache stores a pair), so one
 //! file serves every variant. Every shader starts with `common.wgsl`. A matrix product is
 //! `product.wgsl` (its bindings), a driver (`matvec.wgsl` for one token, `gemm.wgsl` for
-//! several), `block.wgsl` and the weight type's `decode_*.wgsl`.
+//! several), `block.wgsl`, the weight type's `decode_*.wgsl` and the activations' side:
+//! `act_f32.wgsl`, or `act_q8.wgsl` with the type's integer dot product `idot_*.wgsl`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// `(name, text)` of `shaders/NAME.wgsl`.
+macro_rules! shaders {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../../shaders/", $name, ".wgsl")))),*]
+    };
+}
+
 /// Every shader file, by name.
-pub const SHADERS: &[(&str, &str)] = &[
-    ("common", include_str!("../../../shaders/common.wgsl")),
-    ("product", include_str!("../../../shaders/product.wgsl")),
-    ("matvec", include_str!("../../../shaders/matvec.wgsl")),
-    ("gemm", include_str!("../../../shaders/gemm.wgsl")),
-    ("block", include_str!("../../../shaders/block.wgsl")),
-    (
-        "decode_f32",
-        include_str!("../../../shaders/decode_f32.wgsl"),
-    ),
-    (
-        "decode_f16",
-        include_str!("../../../shaders/decode_f16.wgsl"),
-    ),
-    (
-        "decode_q4_0",
-        include_str!("../../../shaders/decode_q4_0.wgsl"),
-    ),
-    (
-        "decode_q4_1",
-        include_str!("../../../shaders/decode_q4_1.wgsl"),
-    ),
-    (
-        "decode_q8_0",
-        include_str!("../../../shaders/decode_q8_0.wgsl"),
-    ),
-    (
-        "decode_q4_k",
-        include_str!("../../../shaders/decode_q4_k.wgsl"),
-    ),
-    (
-        "decode_q6_k",
-        include_str!("../../../shaders/decode_q6_k.wgsl"),
-    ),
-    ("rms_norm", include_str!("../../../shaders/rms_norm.wgsl")),
-    (
-        "rope_store",
-        include_str!("../../../shaders/rope_store.wgsl"),
-    ),
-    ("attention", include_str!("../../../shaders/attention.wgsl")),
-    ("silu_mul", include_str!("../../../shaders/silu_mul.wgsl")),
-    ("copy", include_str!("../../../shaders/copy.wgsl")),
+pub const SHADERS: &[(&str, &str)] = shaders![
+    "common",
+    "product",
+    "matvec",
+    "gemm",
+    "block",
+    "act_f32",
+    "act_q8",
+    "decode_f32",
+    "decode_f16",
+    "decode_q4_0",
+    "decode_q4_1",
+    "decode_q8_0",
+    "decode_q4_k",
+    "decode_q6_k",
+    "idot_q4_0",
+    "idot_q4_1",
+    "idot_q8_0",
+    "idot_q4_k",
+    "idot_q6_k",
+    "q8_store",
+    "q8_none",
+    "rms_norm",
+    "rope_store",
+    "attention",
+    "silu_mul",
+    "copy",
 ];
 
 fn file(name: &str) -> &'static str {

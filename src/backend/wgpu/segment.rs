@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+use crate::backend::cpu::matmul::Precision;
 use crate::model::Llama;
 
 use super::kernel::read_into;
 use super::layer::{upload, LayerMatrices};
-use super::ops::{self, AttnShape, Dest, Kernel, KvType, Step};
+use super::ops::{self, AttnShape, Dest, Input, Kernel, KvType, Q8Rows, Step};
 use super::profile::{self, Profiler};
 use super::upload::storage_init;
 use super::{Gpu, GpuError, Result};
@@ -48,6 +49,25 @@ pub struct GpuSegment {
     profiler: Option<Profiler>,
     /// Fail the next step as a lost device would (for testing the CPU fallback).
     pub fail_next_step: bool,
+    /// The next step's commands, recorded ahead for a step of this shape.
+    ahead: Option<(Step, wgpu::CommandBuffer)>,
+}
+
+/// Which part of a model goes to the GPU, and how it runs there.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentSpec {
+    /// The first layer on the GPU; the rest follow.
+    pub first_layer: usize,
+    /// Whether the output norm and matrix go too.
+    pub output: bool,
+    /// Positions the KV cache holds.
+    pub n_ctx: usize,
+    /// Most tokens in a step.
+    pub n_batch: usize,
+    pub kv: KvType,
+    /// `Quantized`: one-token steps multiply the quantized types with 8-bit activations,
+    /// as the CPU does; `Exact`: every product reads f32 activations.
+    pub precision: Precision,
 }
 
 /// The buffers a layer's kernels pass between them, `[n_batch][width]` each.
@@ -60,23 +80,37 @@ struct Activations {
     /// `[n_batch][gate | up]`
     gate_up: wgpu::Buffer,
     hidden: wgpu::Buffer,
+    /// 8-bit copies of the matrix products' inputs, on the quantized path.
+    q8: Option<[Q8Rows; 3]>,
+}
+
+impl Activations {
+    /// The products' inputs (`xn`, `att`, `hidden`), each with its 8-bit copy where
+    /// there is one.
+    fn inputs(&self) -> [Input<'_>; 3] {
+        let q8 = |i: usize| self.q8.as_ref().map(|q| &q[i]);
+        [(&self.xn, q8(0)), (&self.att, q8(1)), (&self.hidden, q8(2))]
+            .map(|(f32, q8)| Input { f32, q8 })
+    }
 }
 
 impl GpuSegment {
-    /// Uploads layers `first_layer..` of `model` (and its output layer if `output`), with
-    /// a KV cache of `n_ctx` positions stored as `kv`; `progress(done, total)` is called
-    /// after each layer.
-    #[allow(clippy::too_many_arguments)]
+    /// Uploads the part of `model` that `spec` names, with its KV cache;
+    /// `progress(done, total)` is called after each layer.
     pub fn new(
         gpu: Arc<Gpu>,
         model: &Llama,
-        first_layer: usize,
-        output: bool,
-        n_ctx: usize,
-        n_batch: usize,
-        kv: KvType,
+        spec: SegmentSpec,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<GpuSegment> {
+        let SegmentSpec {
+            first_layer,
+            output,
+            n_ctx,
+            n_batch,
+            kv,
+            precision,
+        } = spec;
         let c = &model.config;
         let g = &*gpu;
         let q_dim = c.n_heads * c.head_dim;
@@ -89,9 +123,9 @@ impl GpuSegment {
                 model.rope.dims, c.head_dim
             )));
         }
-        if !c.head_dim.is_power_of_two() || !(8..=256).contains(&c.head_dim) {
+        if !c.head_dim.is_power_of_two() || !(32..=256).contains(&c.head_dim) {
             return Err(GpuError::Unsupported(format!(
-                "heads of {} values (the attention shader takes powers of two from 8 to 256)",
+                "heads of {} values (the attention shader takes powers of two from 32 to 256)",
                 c.head_dim
             )));
         }
@@ -110,7 +144,10 @@ impl GpuSegment {
             att: ops::activations(g, "att", n_batch * q_dim),
             gate_up: ops::activations(g, "gate_up", n_batch * 2 * c.ffn_dim),
             hidden: ops::activations(g, "hidden", n_batch * c.ffn_dim),
+            q8: (precision == Precision::Quantized)
+                .then(|| [c.dim, q_dim, c.ffn_dim].map(|cols| Q8Rows::new(g, n_batch, cols))),
         })?;
+        let [xn, att, hidden] = a.inputs();
         let step = ops::step_buffer(g);
         let table = ops::activations(g, "rope", 2 * n_batch * half);
         let mut offload = Offload {
@@ -147,16 +184,17 @@ impl GpuSegment {
 
             let eps = c.rms_eps;
             let caches = (&k_cache, &v_cache);
-            kernels.push(ops::rms_norm(g, &attn_norm, c.dim, eps, &step, &a.x, &a.xn));
-            kernels.extend(w.qkv.kernels(g, &step, &a.xn, &a.qkv));
-            kernels.push(ops::rope_store(g, shape, kv, &step, &table, &a.qkv, caches));
+            let k = &mut kernels;
+            k.push(ops::rms_norm(g, &attn_norm, c.dim, eps, &step, &a.x, xn));
+            k.extend(w.qkv.kernels(g, &step, xn, &a.qkv));
+            k.push(ops::rope_store(g, shape, kv, &step, &table, &a.qkv, caches));
             let q = (&a.qkv, qkv_dim);
-            kernels.push(ops::attention(g, shape, kv, &step, q, caches, &a.att));
-            kernels.extend(ops::matmul(g, &w.wo, &step, &a.att, &a.x, Dest::Add));
-            kernels.push(ops::rms_norm(g, &ffn_norm, c.dim, eps, &step, &a.x, &a.xn));
-            kernels.extend(w.gate_up.kernels(g, &step, &a.xn, &a.gate_up));
-            kernels.push(ops::silu_mul(g, c.ffn_dim, &step, &a.gate_up, &a.hidden));
-            kernels.extend(ops::matmul(g, &w.w_down, &step, &a.hidden, &a.x, Dest::Add));
+            k.push(ops::attention(g, shape, kv, &step, q, caches, att));
+            k.extend(ops::matmul(g, &w.wo, &step, att, &a.x, Dest::Add));
+            k.push(ops::rms_norm(g, &ffn_norm, c.dim, eps, &step, &a.x, xn));
+            k.extend(w.gate_up.kernels(g, &step, xn, &a.gate_up));
+            k.push(ops::silu_mul(g, c.ffn_dim, &step, &a.gate_up, hidden));
+            k.extend(ops::matmul(g, &w.w_down, &step, hidden, &a.x, Dest::Add));
             progress(i + 1, total);
         }
 
@@ -167,17 +205,8 @@ impl GpuSegment {
             })?;
             let out = upload(g, &model.weights.output, &mut offload)?;
             let norm = storage_init(g, "norm", bytemuck::cast_slice(&model.weights.output_norm));
-            output_kernels.push(ops::rms_norm(
-                g, &norm, c.dim, c.rms_eps, &step, &a.x, &a.xn,
-            ));
-            output_kernels.extend(ops::matmul(
-                g,
-                &out,
-                &step,
-                &a.xn,
-                &logits,
-                Dest::OutputRows,
-            ));
+            output_kernels.push(ops::rms_norm(g, &norm, c.dim, c.rms_eps, &step, &a.x, xn));
+            output_kernels.extend(ops::matmul(g, &out, &step, xn, &logits, Dest::OutputRows));
             progress(total, total);
             Some(logits)
         } else {
@@ -203,6 +232,7 @@ impl GpuSegment {
         Ok(GpuSegment {
             profiler,
             fail_next_step: false,
+            ahead: None,
             dim: c.dim,
             n_vocab: c.n_vocab,
             half,
@@ -261,41 +291,18 @@ impl GpuSegment {
         );
         queue.write_buffer(&self.x, 0, bytemuck::cast_slice(x));
 
-        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            let profiler = self.profiler.as_ref().filter(|_| rows > 0);
-            if let Some(p) = profiler {
-                p.mark(&mut pass, 0);
-            }
-            let output = if rows > 0 { &self.output[..] } else { &[] };
-            for (i, k) in self.layers.iter().chain(output).enumerate() {
-                k.encode(&mut pass, &step);
-                if let Some(p) = profiler {
-                    p.mark(&mut pass, i + 1);
-                }
-            }
-        }
-        if let Some(p) = self.profiler.as_ref().filter(|_| rows > 0) {
-            p.resolve(&mut encoder);
-        }
-        let back = match (&self.logits, rows) {
-            (_, 0) => None,
-            (Some(logits), _) => Some((logits, 0, rows * self.n_vocab)),
-            (None, _) => Some((&self.x, first * self.dim, rows * self.dim)),
+        let shape = Step { pos0: 0, ..step };
+        let commands = match self.ahead.take() {
+            Some((s, commands)) if s == shape => commands,
+            _ => self.encode(&shape),
         };
-        if let Some((src, offset, floats)) = back {
-            encoder.copy_buffer_to_buffer(
-                src,
-                (offset * 4) as u64,
-                &self.readback,
-                0,
-                (floats * 4) as u64,
-            );
-        }
-        queue.submit([encoder.finish()]);
+        queue.submit([commands]);
         self.gpu.check_errors("running a step")?;
-        let Some((_, offset, floats)) = back else {
+        // While the GPU works, record the next step, taking it to look like this one (as
+        // the steps of generation do): recording ~400 dispatches costs about a
+        // millisecond of CPU time, which would otherwise come before each step's start.
+        self.ahead = Some((shape, self.encode(&shape)));
+        let Some((_, offset, floats)) = self.readback(&shape) else {
             return Ok(());
         };
         let dest = match self.logits {
@@ -307,6 +314,55 @@ impl GpuSegment {
             p.collect(&self.gpu);
         }
         self.gpu.check_errors("running a step")
+    }
+
+    /// What comes back after a step of `shape`: the buffer, the offset and the floats.
+    fn readback(&self, shape: &Step) -> Option<(&wgpu::Buffer, usize, usize)> {
+        let rows = shape.n_out as usize;
+        match (&self.logits, rows) {
+            (_, 0) => None,
+            (Some(logits), _) => Some((logits, 0, rows * self.n_vocab)),
+            (None, _) => Some((
+                &self.x,
+                shape.out_first as usize * self.dim,
+                rows * self.dim,
+            )),
+        }
+    }
+
+    /// Records a step of `shape` (whose position does not matter: the kernels read it
+    /// from the step's uniform): every kernel in one pass, then the copy of what comes
+    /// back.
+    fn encode(&self, shape: &Step) -> wgpu::CommandBuffer {
+        let rows = shape.n_out;
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        let profiler = self.profiler.as_ref().filter(|_| rows > 0);
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            if let Some(p) = profiler {
+                p.mark(&mut pass, 0);
+            }
+            let output = if rows > 0 { &self.output[..] } else { &[] };
+            for (i, k) in self.layers.iter().chain(output).enumerate() {
+                k.encode(&mut pass, shape);
+                if let Some(p) = profiler {
+                    p.mark(&mut pass, i + 1);
+                }
+            }
+        }
+        if let Some(p) = profiler {
+            p.resolve(&mut encoder);
+        }
+        if let Some((src, offset, floats)) = self.readback(shape) {
+            encoder.copy_buffer_to_buffer(
+                src,
+                (offset * 4) as u64,
+                &self.readback,
+                0,
+                (floats * 4) as u64,
+            );
+        }
+        encoder.finish()
     }
 }
 

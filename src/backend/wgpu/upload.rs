@@ -34,6 +34,24 @@ pub const DECODERS: [&str; 7] = [
     "decode_q6_k",
 ];
 
+/// The types' integer dot products with 8-bit activations, by decoder (the float types
+/// have none: their matrix-vector product reads f32 activations).
+pub const INTEGER_DOTS: [(&str, &str); 5] = [
+    ("decode_q4_0", "idot_q4_0"),
+    ("decode_q4_1", "idot_q4_1"),
+    ("decode_q8_0", "idot_q8_0"),
+    ("decode_q4_k", "idot_q4_k"),
+    ("decode_q6_k", "idot_q6_k"),
+];
+
+/// The integer dot product of the type that `decode` decodes, if it has one.
+pub fn integer_dot(decode: &str) -> Option<&'static str> {
+    INTEGER_DOTS
+        .iter()
+        .find(|(d, _)| *d == decode)
+        .map(|&(_, idot)| idot)
+}
+
 fn layout(ty: GgmlType) -> (Layout, &'static str) {
     use Layout::*;
     match ty {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::backend::wgpu::{self as gpu, Gpu, GpuError, GpuSegment, Offload};
+use crate::backend::wgpu::{self as gpu, Gpu, GpuError, GpuSegment, Offload, SegmentSpec};
 use crate::model::kv_cache::{CacheType, KvCache};
 
 use super::{Logits, Result, Session};
@@ -11,7 +11,8 @@ use super::{Logits, Result, Session};
 impl Session<'_, '_> {
     /// Moves the last `n_gpu_layers` layers to `gpu`, with llama.cpp's meaning of
     /// `--gpu-layers`: the output layer goes too once `n_gpu_layers` exceeds the layer
-    /// count. Their KV cache moves with them (f32 if the session's is f32, else f16).
+    /// count. Their KV cache moves with them (f32 if the session's is f32, else f16), and
+    /// their products keep the session's precision.
     /// Starts the conversation afresh; `progress(done, total)` follows the upload.
     pub fn offload(
         &mut self,
@@ -32,16 +33,15 @@ impl Session<'_, '_> {
         };
         let first = c.n_layers - layers;
         let n_ctx = self.n_ctx();
-        let segment = GpuSegment::new(
-            gpu,
-            self.model,
-            first,
-            n_gpu_layers > c.n_layers,
+        let spec = SegmentSpec {
+            first_layer: first,
+            output: n_gpu_layers > c.n_layers,
             n_ctx,
-            self.n_batch,
+            n_batch: self.n_batch,
             kv,
-            progress,
-        )?;
+            precision: self.precision,
+        };
+        let segment = GpuSegment::new(gpu, self.model, spec, progress)?;
         self.cache = KvCache::new(self.cache.ty(), first, n_ctx, c.kv_dim());
         let offload = segment.offload.clone();
         self.gpu = Some(segment);
