@@ -1,8 +1,8 @@
-// Activations quantized to 8 bits in blocks of 32 (quantize_q8.wgsl writes them), which
-// the fast matrix-vector product reads: the weights' integers meet them in
-// `dot4I8Packed`, four products a call, and the block's scales are applied once to the
-// integer sum (the type's `row_dot` in its idot_*.wgsl). A block is 40 bytes rather than
-// 128, and decoding weights to floats is left out.
+// Activations quantized to 8 bits in blocks of 32 (q8_store.wgsl writes them), which the
+// fast products read: a weight block as signed bytes (the type's `weight_q8`, in its
+// idot_*.wgsl) meets them in `dot4I8Packed`, four products a call, and the scales are
+// applied once to each integer sum. A block is 40 bytes rather than 128, and decoding
+// weights to floats is left out.
 
 // [n_tokens][blocks][2]: values 0-15 of a block, then 16-31, as signed bytes (value j at
 // byte j % 4 of word j / 4)
@@ -22,6 +22,24 @@ fn load_act(t: u32, b: u32, nb: u32) -> Act {
     let k = t * nb + b;
     let ds = ad[k];
     return Act(aq[2u * k], aq[2u * k + 1u], ds.x, ds.y);
+}
+
+// A weight block as the integer products take it: Σ w·a over the block is
+// lo_scale·Σ lo·a + hi_scale·Σ hi·a (values 0-15 and 16-31 as signed bytes) plus
+// offset·Σ a, where the type has one (Q4_0's -8·d, Q4_1's m, a K-quant's -dmin·min).
+struct WeightQ8 {
+    lo: vec4<u32>,
+    hi: vec4<u32>,
+    lo_scale: f32,
+    hi_scale: f32,
+    offset: f32,
+}
+
+// Block `b` of weight row `row` times the activations' block.
+fn row_dot(row: u32, b: u32, nb: u32, a: Act) -> f32 {
+    let w = weight_q8(row, b, nb);
+    return a.d * (w.lo_scale * f32(dot16(w.lo, a.lo)) + w.hi_scale * f32(dot16(w.hi, a.hi)))
+        + w.offset * a.s;
 }
 
 // Σ of the sixteen products of two vectors of signed bytes.

@@ -1,6 +1,5 @@
-// Q6_K against 8-bit activations (layout and `signed_byte`: decode_q6_k.wgsl). Each
-// byte's q - 32 fits a signed byte, so it meets the activations directly; the two
-// 16-value halves of the sub-block have their own scales.
+// Q6_K as signed bytes (layout and `signed_byte`: decode_q6_k.wgsl). Each value's q - 32
+// fits a signed byte; the two 16-value halves of a sub-block have their own scales.
 
 // The bytes q - 32 of four 6-bit values: nibbles of `lo` (from `nib`) over bit pairs of
 // `hi` (from `pair`). Where bit 5 of q is set, q - 32 is q's low five bits; where it is
@@ -12,7 +11,7 @@ fn q6_bytes(lo: vec4<u32>, nib: u32, hi: vec4<u32>, pair: u32) -> vec4<u32> {
     return (q & vec4<u32>(0x1F1F1F1Fu)) | (negative * 0xE0u);
 }
 
-fn row_dot(row: u32, b: u32, nb: u32, a: Act) -> f32 {
+fn weight_q8(row: u32, b: u32, nb: u32) -> WeightQ8 {
     let k = row * (nb / 8u) + b / 8u;
     let j = b % 8u;
     let half = j / 4u;
@@ -26,7 +25,7 @@ fn row_dot(row: u32, b: u32, nb: u32, a: Act) -> f32 {
     let scales = wq[base + 12u];
     let sc0 = signed_byte(scales, 8u * half + 2u * s);
     let sc1 = signed_byte(scales, 8u * half + 2u * s + 1u);
-    let sum0 = dot16(q6_bytes(wq[ql], nib, wq[qh], pair), a.lo);
-    let sum1 = dot16(q6_bytes(wq[ql + 1u], nib, wq[qh + 1u], pair), a.hi);
-    return d * a.d * (sc0 * f32(sum0) + sc1 * f32(sum1));
+    let lo = q6_bytes(wq[ql], nib, wq[qh], pair);
+    let hi = q6_bytes(wq[ql + 1u], nib, wq[qh + 1u], pair);
+    return WeightQ8(lo, hi, d * sc0, d * sc1, 0.0);
 }

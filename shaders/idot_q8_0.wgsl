@@ -1,7 +1,6 @@
-// Q8_0 against 8-bit activations (layout: decode_q8_0.wgsl): signed bytes on both sides.
-fn row_dot(row: u32, b: u32, nb: u32, a: Act) -> f32 {
+// Q8_0 as signed bytes (layout: decode_q8_0.wgsl): they are already.
+fn weight_q8(row: u32, b: u32, nb: u32) -> WeightQ8 {
     let k = row * nb + b;
     let d = unpack2x16float(ws[k / 2u])[k % 2u];
-    let sumi = dot16(wq[k * 2u], a.lo) + dot16(wq[k * 2u + 1u], a.hi);
-    return d * a.d * f32(sumi);
+    return WeightQ8(wq[k * 2u], wq[k * 2u + 1u], d, d, 0.0);
 }

@@ -98,19 +98,19 @@ fn gpu_matmul(gpu: &Gpu, m: &Matrix, act: &[f32], n: usize, base: Option<&[f32]>
     ops::read(gpu, &out, n * m.rows).unwrap()
 }
 
-/// `W · act` for one token on the fast path: the activations normalized by RMSNorm (as a
-/// layer's are), which makes their 8-bit copy, then the integer matrix-vector product.
-/// Gives the product and the normalized activations.
-fn gpu_matvec_q8(gpu: &Gpu, m: &Matrix, act: &[f32]) -> (Vec<f32>, Vec<f32>) {
+/// `W · act` for `n` tokens on the fast path: the activations normalized by RMSNorm (as
+/// a layer's are), which makes their 8-bit copy, then the integer matrix-vector (one
+/// token) or tiled (several) product. Gives the product and the normalized activations.
+fn gpu_matmul_q8(gpu: &Gpu, m: &Matrix, act: &[f32], n: usize) -> (Vec<f32>, Vec<f32>) {
     let g = GpuMatrix::upload(gpu, m).unwrap();
     let step_buf = ops::step_buffer(gpu);
     let a = ops::upload_f32(gpu, "act", act);
     let ones = ops::upload_f32(gpu, "norm", &vec![1.0; m.cols]);
     let (xn, q8) = (
-        ops::activations(gpu, "xn", m.cols),
-        Q8Rows::new(gpu, 1, m.cols),
+        ops::activations(gpu, "xn", n * m.cols),
+        Q8Rows::new(gpu, n, m.cols),
     );
-    let out = ops::activations(gpu, "out", m.rows);
+    let out = ops::activations(gpu, "out", n * m.rows);
     let input = Input {
         f32: &xn,
         q8: Some(&q8),
@@ -121,13 +121,13 @@ fn gpu_matvec_q8(gpu: &Gpu, m: &Matrix, act: &[f32]) -> (Vec<f32>, Vec<f32>) {
     kernels.extend(ops::matmul(gpu, &g, &step_buf, input, &out, Dest::Store));
     assert!(kernels[1].label.contains(" q8 "), "{}", kernels[1].label);
     let step = Step {
-        n_tokens: 1,
+        n_tokens: n as u32,
         ..Default::default()
     };
     ops::run(gpu, &kernels, &step_buf, &step);
     (
-        ops::read(gpu, &out, m.rows).unwrap(),
-        ops::read(gpu, &xn, m.cols).unwrap(),
+        ops::read(gpu, &out, n * m.rows).unwrap(),
+        ops::read(gpu, &xn, n * m.cols).unwrap(),
     )
 }
 
@@ -201,8 +201,9 @@ fn matmul_matches_cpu_for_every_type() {
 
 #[test]
 fn quantized_types_match_cpu_with_8_bit_activations() {
-    // The integer product of 8-bit activations equals the exact product of the values
-    // those activations stand for (the CPU's Q8_0 rounding of the input).
+    // The integer products of 8-bit activations (one token, a partial tile, tiles with
+    // odd edges) equal the exact product of the values those activations stand for (the
+    // CPU's Q8_0 rounding of the input).
     let gpu = gpu();
     let mut rng = Rng::new(15);
     for ty in [
@@ -212,12 +213,13 @@ fn quantized_types_match_cpu_with_8_bit_activations() {
         GgmlType::Q4_K,
         GgmlType::Q6_K,
     ] {
-        for (rows, cols) in [(70, 512), (33, 1024)] {
+        for (rows, cols, n) in [(70, 512, 1), (33, 1024, 1), (70, 512, 11), (130, 1024, 70)] {
             let data = random_matrix(&mut rng, ty, rows, cols);
             let m = matrix(ty, rows, cols, &data);
-            let (got, act) = gpu_matvec_q8(&gpu, &m, &normal(&mut rng, cols));
+            let (got, act) = gpu_matmul_q8(&gpu, &m, &normal(&mut rng, n * cols), n);
             let want = cpu_exact(&m, &q8_0_values(&act));
-            assert_close(&format!("{ty} {rows}x{cols}, 8-bit"), &got, &want, 1e-5);
+            let what = format!("{ty} {rows}x{cols} x {n} tokens, 8-bit");
+            assert_close(&what, &got, &want, 1e-5);
         }
     }
 }

@@ -162,15 +162,16 @@ pub fn matmul_into(
     dest: Dest,
 ) -> Vec<Kernel> {
     let add = ("ADD", u32::from(dest == Dest::Add).to_string());
-    let gemm_rows: u32 = if m.rows >= GEMM_WIDE_FROM { 128 } else { 64 };
-    let matrix = gpu.pipelines.get(
-        &gpu.device,
-        &["product", "gemm", "block", m.decode, "act_f32"],
-        &[add.clone(), ("BM", gemm_rows.to_string())],
-        &F32_PRODUCT,
-    );
-    // One token takes the integer product where it has 8-bit activations to read.
+    // The integer products where there are 8-bit activations to read.
     let q8 = act.q8.zip(integer_dot(m.decode));
+    let idot = q8.map(|(_, idot)| idot);
+    let (gemm, gemm_rows) = gemm_variant(m.rows, (m.decode, idot), add.clone());
+    let bindings: &[Access] = if idot.is_some() {
+        &Q8_PRODUCT
+    } else {
+        &F32_PRODUCT
+    };
+    let matrix = gpu.pipelines.get(&gpu.device, &gemm.0, &gemm.1, bindings);
     let out_rows = dest == Dest::OutputRows;
     m.chunks
         .iter()
@@ -203,18 +204,12 @@ pub fn matmul_into(
                 Variant::new(gpu, pipeline.clone(), &buffers, grid)
             };
             let rows_per_run = matvec_rows(c.rows);
-            let idot = q8.map(|(_, idot)| idot);
             let (files, defines) = matvec_variant(
                 gpu.subgroups_of_32,
                 (m.decode, idot),
                 rows_per_run,
                 add.clone(),
             );
-            let bindings: &[Access] = if idot.is_some() {
-                &Q8_PRODUCT
-            } else {
-                &F32_PRODUCT
-            };
             let vector = gpu.pipelines.get(&gpu.device, &files, &defines, bindings);
             Kernel {
                 one: variant(
@@ -223,7 +218,7 @@ pub fn matmul_into(
                     u32::MAX,
                     idot.is_some(),
                 ),
-                many: Some(variant(&matrix, gemm_rows, GEMM_TOKENS, false)),
+                many: Some(variant(&matrix, gemm_rows, GEMM_TOKENS, idot.is_some())),
                 label: format!(
                     "matmul {}{} {}x{}",
                     m.decode.trim_start_matches("decode_"),
@@ -242,6 +237,35 @@ const F32_PRODUCT: [Access; 6] = [U, U, R, R, R, RW];
 /// The bindings of a product of 8-bit activations: as [`F32_PRODUCT`], the activations'
 /// quants at 4 and their scales last.
 const Q8_PRODUCT: [Access; 7] = [U, U, R, R, R, RW, R];
+
+/// The tiled product's variant and the rows of its tiles: the integer one (64 rows) where
+/// the type has an integer product (`idot`), else the f32 one, whose tiles are 128 rows
+/// for tall matrices.
+fn gemm_variant(
+    rows: usize,
+    (decode, idot): (&'static str, Option<&'static str>),
+    add: (&'static str, String),
+) -> (ShaderVariant, u32) {
+    match idot {
+        Some(idot) => (
+            (
+                vec!["product", "gemm_q8", "block", decode, "act_q8", idot],
+                vec![add],
+            ),
+            64,
+        ),
+        None => {
+            let bm: u32 = if rows >= GEMM_WIDE_FROM { 128 } else { 64 };
+            (
+                (
+                    vec!["product", "gemm", "block", decode, "act_f32"],
+                    vec![add, ("BM", bm.to_string())],
+                ),
+                bm,
+            )
+        }
+    }
+}
 
 /// The matrix-vector shader's files and defines, for a weight decoder and, on the fast
 /// path, its integer dot product: lanes summed by subgroup operations where the
@@ -475,11 +499,10 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
             }
         }
         for add in ["0", "1"] {
-            for rows in ["64", "128"] {
-                out.push((
-                    vec!["product", "gemm", "block", decode, "act_f32"],
-                    vec![("ADD", add.into()), ("BM", rows.into())],
-                ));
+            for idot in [None, integer_dot(decode)] {
+                for rows in [64, GEMM_WIDE_FROM] {
+                    out.push(gemm_variant(rows, (decode, idot), ("ADD", add.into())).0);
+                }
             }
         }
     }
