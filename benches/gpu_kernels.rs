@@ -2,8 +2,7 @@
 //! - `copy/buffer`, `copy/shader`: the copy ceiling (bytes read plus written).
 //! - `matvec/TYPE/ROWSxCOLS`: one token through a matrix of a Llama-2-7B layer, GB/s of
 //!   weights (token generation is bound by this), with f32 activations (the exact path).
-//! - `matvec_q8/TYPE/ROWSxCOLS`, `matmul_q8/TYPE/ROWSxCOLS/TOKENS`: the same with 8-bit
-//!   activations (the fast path).
+//! - `matvec_q8/TYPE/ROWSxCOLS`: the same with 8-bit activations (the fast path).
 //! - `matmul/TYPE/ROWSxCOLS/TOKENS`: a batch of tokens, GB/s of weights times tokens
 //!   (divide by 2 · rows · cols · tokens for FLOP/s).
 //!
@@ -113,9 +112,7 @@ fn products(c: &mut Criterion, gpu: &Gpu) {
             };
             let g_m = GpuMatrix::upload(gpu, &m).unwrap();
             if upload::integer_dot(g_m.decode).is_some() {
-                for tokens in [1, 512] {
-                    product_q8(c, gpu, &g_m, ty, tokens);
-                }
+                matvec_q8(c, gpu, &g_m, ty);
             }
             for tokens in [1usize, 512] {
                 let act = ops::upload_f32(gpu, "act", &data(tokens * cols, 2));
@@ -143,17 +140,17 @@ fn products(c: &mut Criterion, gpu: &Gpu) {
     }
 }
 
-/// `tokens` through `m` on the fast path: the activations' 8-bit copy made once (by
-/// RMSNorm, as in a layer), then the integer product timed alone.
-fn product_q8(c: &mut Criterion, gpu: &Gpu, m: &GpuMatrix, ty: GgmlType, tokens: usize) {
+/// One token through `m` on the fast path: the activations' 8-bit copy made once (by
+/// RMSNorm, as in a layer), then the integer matrix-vector product timed alone.
+fn matvec_q8(c: &mut Criterion, gpu: &Gpu, m: &GpuMatrix, ty: GgmlType) {
     let step_buf = ops::step_buffer(gpu);
-    let act = ops::upload_f32(gpu, "act", &data(tokens * m.cols, 2));
+    let act = ops::upload_f32(gpu, "act", &data(m.cols, 2));
     let norm = ops::upload_f32(gpu, "norm", &vec![1.0; m.cols]);
-    let xn = ops::activations(gpu, "xn", tokens * m.cols);
-    let q8 = Q8Rows::new(gpu, tokens, m.cols);
-    let out = ops::activations(gpu, "out", tokens * m.rows);
+    let xn = ops::activations(gpu, "xn", m.cols);
+    let q8 = Q8Rows::new(gpu, 1, m.cols);
+    let out = ops::activations(gpu, "out", m.rows);
     let step = Step {
-        n_tokens: tokens as u32,
+        n_tokens: 1,
         ..Default::default()
     };
     let input = Input {
@@ -163,13 +160,9 @@ fn product_q8(c: &mut Criterion, gpu: &Gpu, m: &GpuMatrix, ty: GgmlType, tokens:
     let make = ops::rms_norm(gpu, &norm, m.cols, 1e-5, &step_buf, &act, input);
     ops::run(gpu, &[make], &step_buf, &step);
     let kernels = ops::matmul(gpu, m, &step_buf, input, &out, Dest::Store);
-    let (name, id) = match tokens {
-        1 => ("matvec_q8", format!("{}x{}", m.rows, m.cols)),
-        t => ("matmul_q8", format!("{}x{}/{t}", m.rows, m.cols)),
-    };
-    let mut g = c.benchmark_group(format!("{name}/{ty}"));
-    g.throughput(Throughput::Bytes(m.bytes * tokens as u64));
-    g.bench_function(id, |b| {
+    let mut g = c.benchmark_group(format!("matvec_q8/{ty}"));
+    g.throughput(Throughput::Bytes(m.bytes));
+    g.bench_function(format!("{}x{}", m.rows, m.cols), |b| {
         b.iter_custom(|iters| timed_kernels(gpu, iters, &kernels, &step))
     });
     g.finish();

@@ -4,18 +4,15 @@
 // them with the token's block, loaded once for the ROWS rows (`load_act` and `row_dot`:
 // act_f32.wgsl with the type's `block_values`, or act_q8.wgsl with the type's integer
 // dot product); then the 32 partial sums of each row are added across lanes. The lanes
-// read 32 consecutive weight blocks at a time, UNROLL such runs per pass of the loop, so
-// that a lane has that many loads in flight rather than waiting on each in turn (a
-// lane past the row's end reads its last block again and drops it).
+// read 32 consecutive weight blocks at a time.
 //
-// Defines: ROWS, GROUPS (runs of 32 lanes per workgroup), UNROLL, ADD (1: add into out),
-// REDUCE (the body of `sum32`: a subgroup sum where subgroups are 32 lanes wide, else a
-// tree in workgroup memory).
+// Defines: ROWS, GROUPS (runs of 32 lanes per workgroup), ADD (1: add into out), REDUCE
+// (the body of `sum32`: a subgroup sum where subgroups are 32 lanes wide, else a tree in
+// workgroup memory).
 
 const LANES: u32 = 32u;
 const ROWS: u32 = {{ROWS}}u;
 const GROUPS: u32 = {{GROUPS}}u;
-const UNROLL: u32 = {{UNROLL}}u;
 const WG: u32 = LANES * GROUPS;
 
 var<workgroup> partial: array<f32, WG>;
@@ -35,14 +32,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     let nb = p.cols / 32u;
     var acc: array<f32, ROWS>;
-    for (var b0 = lane; b0 < nb; b0 += LANES * UNROLL) {
-        for (var u = 0u; u < UNROLL; u++) {
-            let b = min(b0 + u * LANES, nb - 1u);
-            let a = load_act(src, b, nb);
-            for (var r = 0u; r < ROWS; r++) {
-                let x = row_dot(min(row0 + r, p.rows - 1u), b, nb, a);
-                acc[r] += select(0.0, x, b0 + u * LANES < nb);
-            }
+    for (var b = lane; b < nb; b += LANES) {
+        let a = load_act(src, b, nb);
+        for (var r = 0u; r < ROWS; r++) {
+            acc[r] += row_dot(min(row0 + r, p.rows - 1u), b, nb, a);
         }
     }
     for (var r = 0u; r < ROWS; r++) {

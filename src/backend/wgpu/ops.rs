@@ -12,40 +12,28 @@ pub use super::kernel::{activations, read, run, step_buffer, upload_f32, Kernel,
 
 use Access::{Read as R, ReadWrite as RW, Uniform as U};
 
-/// Runs of 32 lanes per workgroup in the matrix-vector shader.
-const MATVEC_GROUPS: u32 = 2;
 /// Workgroups a matrix-vector product should have at least, to keep a large GPU busy.
 const MATVEC_MIN_GROUPS: usize = 1024;
 
-/// Rows per run of 32 lanes: more rows share each activation load (4 by 2 was the best
-/// of 1-8 by 1-8 on the H100's large matrices), fewer give small matrices enough
-/// workgroups.
-fn matvec_rows(rows: usize) -> u32 {
-    if let Some(r) = std::env::var("ROPEWALK_MATVEC_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return r;
+/// The matrix-vector product's rows per run of 32 lanes and runs per workgroup. With
+/// 8-bit activations, one row a run (the best of 1-4 rows by 1-8 runs on the H200: 2100-
+/// 2200 GiB/s of weights on a 7B layer's large matrices, where a copy makes 2960): four
+/// runs a workgroup for matrices of 4096 rows and more, two for smaller ones, which then
+/// have twice the workgroups (the 135M model's 576-3072 rows: 552 tokens/s against 535).
+/// With f32 activations (128 bytes a block: the exact path), rows share each activation
+/// load: 4 rows by 2 runs was best on the H100, fewer rows for small matrices so that they
+/// still fill the GPU.
+fn matvec_shape(rows: usize, q8: bool) -> (u32, u32) {
+    if q8 {
+        return (1, if rows >= 4096 { 4 } else { 2 });
     }
-    [4, 2]
+    let rows_per_run = [4, 2]
         .into_iter()
-        .find(|&r| rows / (r * matvec_groups()) as usize >= MATVEC_MIN_GROUPS)
-        .unwrap_or(1)
+        .find(|&r| rows / (r * 2) as usize >= MATVEC_MIN_GROUPS)
+        .unwrap_or(1);
+    (rows_per_run, 2)
 }
 
-fn matvec_unroll() -> u32 {
-    std::env::var("ROPEWALK_MATVEC_UNROLL")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
-}
-
-fn matvec_groups() -> u32 {
-    std::env::var("ROPEWALK_MATVEC_GROUPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(MATVEC_GROUPS)
-}
 /// Tokens of a `gemm.wgsl` tile.
 const GEMM_TOKENS: u32 = 64;
 /// Matrices with fewer rows take tiles of 64 rows rather than 128: more workgroups for a
@@ -162,16 +150,13 @@ pub fn matmul_into(
     dest: Dest,
 ) -> Vec<Kernel> {
     let add = ("ADD", u32::from(dest == Dest::Add).to_string());
-    // The integer products where there are 8-bit activations to read.
+    // One token takes the integer product where it has 8-bit activations to read.
     let q8 = act.q8.zip(integer_dot(m.decode));
     let idot = q8.map(|(_, idot)| idot);
-    let (gemm, gemm_rows) = gemm_variant(m.rows, (m.decode, idot), add.clone());
-    let bindings: &[Access] = if idot.is_some() {
-        &Q8_PRODUCT
-    } else {
-        &F32_PRODUCT
-    };
-    let matrix = gpu.pipelines.get(&gpu.device, &gemm.0, &gemm.1, bindings);
+    let (gemm, gemm_rows) = gemm_variant(m.rows, m.decode, add.clone());
+    let matrix = gpu
+        .pipelines
+        .get(&gpu.device, &gemm.0, &gemm.1, &F32_PRODUCT);
     let out_rows = dest == Dest::OutputRows;
     m.chunks
         .iter()
@@ -203,22 +188,18 @@ pub fn matmul_into(
                 };
                 Variant::new(gpu, pipeline.clone(), &buffers, grid)
             };
-            let rows_per_run = matvec_rows(c.rows);
-            let (files, defines) = matvec_variant(
-                gpu.subgroups_of_32,
-                (m.decode, idot),
-                rows_per_run,
-                add.clone(),
-            );
+            let shape = matvec_shape(c.rows, idot.is_some());
+            let (files, defines) =
+                matvec_variant(gpu.subgroups_of_32, (m.decode, idot), shape, add.clone());
+            let bindings: &[Access] = if idot.is_some() {
+                &Q8_PRODUCT
+            } else {
+                &F32_PRODUCT
+            };
             let vector = gpu.pipelines.get(&gpu.device, &files, &defines, bindings);
             Kernel {
-                one: variant(
-                    &vector,
-                    rows_per_run * matvec_groups(),
-                    u32::MAX,
-                    idot.is_some(),
-                ),
-                many: Some(variant(&matrix, gemm_rows, GEMM_TOKENS, idot.is_some())),
+                one: variant(&vector, shape.0 * shape.1, u32::MAX, idot.is_some()),
+                many: Some(variant(&matrix, gemm_rows, GEMM_TOKENS, false)),
                 label: format!(
                     "matmul {}{} {}x{}",
                     m.decode.trim_start_matches("decode_"),
@@ -238,33 +219,16 @@ const F32_PRODUCT: [Access; 6] = [U, U, R, R, R, RW];
 /// quants at 4 and their scales last.
 const Q8_PRODUCT: [Access; 7] = [U, U, R, R, R, RW, R];
 
-/// The tiled product's variant and the rows of its tiles: the integer one (64 rows) where
-/// the type has an integer product (`idot`), else the f32 one, whose tiles are 128 rows
-/// for tall matrices.
+/// The tiled product's variant and the rows of its tiles: 128 for tall matrices, 64 for
+/// the others.
 fn gemm_variant(
     rows: usize,
-    (decode, idot): (&'static str, Option<&'static str>),
+    decode: &'static str,
     add: (&'static str, String),
 ) -> (ShaderVariant, u32) {
-    match idot {
-        Some(idot) => (
-            (
-                vec!["product", "gemm_q8", "block", decode, "act_q8", idot],
-                vec![add],
-            ),
-            64,
-        ),
-        None => {
-            let bm: u32 = if rows >= GEMM_WIDE_FROM { 128 } else { 64 };
-            (
-                (
-                    vec!["product", "gemm", "block", decode, "act_f32"],
-                    vec![add, ("BM", bm.to_string())],
-                ),
-                bm,
-            )
-        }
-    }
+    let bm: u32 = if rows >= GEMM_WIDE_FROM { 128 } else { 64 };
+    let files = vec!["product", "gemm", "block", decode, "act_f32"];
+    ((files, vec![add, ("BM", bm.to_string())]), bm)
 }
 
 /// The matrix-vector shader's files and defines, for a weight decoder and, on the fast
@@ -273,7 +237,7 @@ fn gemm_variant(
 fn matvec_variant(
     subgroups_of_32: bool,
     (decode, idot): (&'static str, Option<&'static str>),
-    rows_per_run: u32,
+    (rows_per_run, groups): (u32, u32),
     add: (&'static str, String),
 ) -> ShaderVariant {
     // WGSL's `enable subgroups;` is not parsed yet: the device feature alone allows them.
@@ -285,8 +249,7 @@ fn matvec_variant(
     let defines = vec![
         ("REDUCE", reduce.to_string()),
         ("ROWS", rows_per_run.to_string()),
-        ("GROUPS", matvec_groups().to_string()),
-        ("UNROLL", matvec_unroll().to_string()),
+        ("GROUPS", groups.to_string()),
         add,
     ];
     let mut files = vec!["product", "matvec", "block", decode];
@@ -491,18 +454,17 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
         for idot in idots {
             for add in ["0", "1"] {
                 for subgroups in [false, true] {
-                    for rows in [1, 2, 4] {
+                    for rows in [16, 4096, 8192] {
+                        let shape = matvec_shape(rows, idot.is_some());
                         let add = ("ADD", add.into());
-                        out.push(matvec_variant(subgroups, (decode, idot), rows, add));
+                        out.push(matvec_variant(subgroups, (decode, idot), shape, add));
                     }
                 }
             }
         }
         for add in ["0", "1"] {
-            for idot in [None, integer_dot(decode)] {
-                for rows in [64, GEMM_WIDE_FROM] {
-                    out.push(gemm_variant(rows, (decode, idot), ("ADD", add.into())).0);
-                }
+            for rows in [64, GEMM_WIDE_FROM] {
+                out.push(gemm_variant(rows, decode, ("ADD", add.into())).0);
             }
         }
     }

@@ -23,7 +23,6 @@ pub const SHADERS: &[(&str, &str)] = shaders![
     "product",
     "matvec",
     "gemm",
-    "gemm_q8",
     "block",
     "act_f32",
     "act_q8",
