@@ -387,11 +387,15 @@ fn run_test(
         if args.progress {
             eprintln!("bench: {name}, {} threads: warm-up", test.n_threads);
         }
-        // llama-bench warms generation up with a single token.
+        // llama-bench warms generation up with a single token. A GPU's clocks rise only
+        // after some tenths of a second of work (the first of three timed 7B runs on an
+        // H200 was 30% slower than the others), so with layers there the warm-up
+        // generates as many tokens as the test.
         if test.n_prompt > 0 {
             feeder.prompt(&mut s, test.n_prompt, test.n_batch)?;
         } else {
-            feeder.generate(&mut s, 1)?;
+            let warm = if s.gpu_layers() > 0 { test.n_gen } else { 1 };
+            feeder.generate(&mut s, warm)?;
         }
     }
     let mut samples_ns = Vec::with_capacity(args.repetitions);
