@@ -4,14 +4,19 @@
 //! four 64-byte vectors: vector v holds bytes 4v..4v+4 of every row's block (row r at
 //! bytes 4r..4r+4). One load and a nibble split give values 4v..4v+4 (low nibbles) and
 //! 16+4v..16+4v+4 (high nibbles) of all sixteen rows, each lane ready for a broadcast of
-//! the token's four matching activations. The blocks' f16 scales follow as an array:
+//! the token's four matching activations. The blocks go in pairs, each pair's sixteen
+//! f16 scales per block after its quants, so that a thread reads its rows as one stream
+//! (a separate array of scales was a second, slower one) and every vector stays on a
+//! 64-byte line:
 //!
 //! ```text
-//! group: qs [nb][4][16 rows][4 bytes] | d [nb][16 rows] f16 | padding to 64 bytes
+//! group: pair [nb / 2, rounded up] of
+//!        qs [2][4][16 rows][4 bytes] | d [2][16 rows] f16        (576 bytes)
 //! ```
 //!
-//! The bytes are the file's (18 per block and row), so the copy costs no more memory
-//! traffic per token; what it saves is reassembling blocks row by row in the kernel.
+//! The bytes are the file's (18 per block and row, and an unused half pair when nb is
+//! odd), so the copy costs no more memory traffic per token; what it saves is
+//! reassembling blocks row by row in the kernel.
 //! Every output is `Σ_b (sumi_b * d_a,b) * d_w,b` added block by block in f32, the same
 //! operations on every path, so the SIMD kernels equal [`q4_0_scalar`] bit for bit.
 
@@ -25,9 +30,23 @@ use super::GgmlType;
 pub const GROUP_ROWS: usize = 16;
 
 const BLOCK_BYTES: usize = 18;
-/// Packed bytes of one block of a group: quants, then (in the scale array) 16 f16.
+/// Bytes of one block's quants and of its scales in a group.
 const QS_BYTES: usize = 4 * 64;
 const D_BYTES: usize = 2 * GROUP_ROWS;
+/// Bytes of a pair of blocks of a group: both blocks' quants, then both blocks' scales.
+pub const PAIR_BYTES: usize = 2 * (QS_BYTES + D_BYTES);
+
+/// Where block `b`'s quants start in a group.
+#[inline(always)]
+pub fn qs_offset(b: usize) -> usize {
+    b / 2 * PAIR_BYTES + b % 2 * QS_BYTES
+}
+
+/// Where block `b`'s sixteen f16 scales start in a group.
+#[inline(always)]
+pub fn d_offset(b: usize) -> usize {
+    b / 2 * PAIR_BYTES + 2 * QS_BYTES + b % 2 * D_BYTES
+}
 
 /// A Q4_0 matrix `[rows][cols]` in the group layout.
 pub struct PackedMatrix {
@@ -37,9 +56,9 @@ pub struct PackedMatrix {
 }
 
 impl PackedMatrix {
-    /// Bytes of one group of `cols` columns, rounded up to whole lines.
+    /// Bytes of one group of `cols` columns: whole pairs, so whole lines.
     pub fn group_stride(cols: usize) -> usize {
-        (cols / QK * (QS_BYTES + D_BYTES)).div_ceil(64) * 64
+        (cols / QK).div_ceil(2) * PAIR_BYTES
     }
 
     /// Whether a `[rows][cols]` matrix of type `ty` can be packed.
@@ -60,13 +79,12 @@ impl PackedMatrix {
             .par_chunks_mut(stride)
             .zip(data.par_chunks(GROUP_ROWS * row_bytes))
             .for_each(|(group, src)| {
-                let (qs, d) = group.split_at_mut(nb * QS_BYTES);
                 for r in 0..GROUP_ROWS {
                     for b in 0..nb {
                         let blk = &src[r * row_bytes + b * BLOCK_BYTES..][..BLOCK_BYTES];
-                        d[b * D_BYTES + 2 * r..][..2].copy_from_slice(&blk[..2]);
+                        group[d_offset(b) + 2 * r..][..2].copy_from_slice(&blk[..2]);
                         for v in 0..4 {
-                            qs[b * QS_BYTES + v * 64 + 4 * r..][..4]
+                            group[qs_offset(b) + v * 64 + 4 * r..][..4]
                                 .copy_from_slice(&blk[2 + 4 * v..][..4]);
                         }
                     }
@@ -168,24 +186,24 @@ pub unsafe fn q4_0_scalar(job: &PackedJob) {
     let nb = job.cols / QK;
     let stride = PackedMatrix::group_stride(job.cols);
     for (g, group) in job.groups.chunks_exact(stride).enumerate() {
-        let (qs, d) = group.split_at(nb * QS_BYTES);
         for t in 0..job.n_tok {
             let a = ActRow::new(ActFormat::Q8_0, job.cols, &job.acts[t * job.act_stride..]);
             let mut acc = [0.0f32; GROUP_ROWS];
             for b in 0..nb {
                 let mut sumi = [-8 * a.sum[b]; GROUP_ROWS];
                 let aq = &a.qs[QK * b..QK * (b + 1)];
+                let (qs, d) = (&group[qs_offset(b)..], &group[d_offset(b)..]);
                 for v in 0..4 {
                     for (r, s) in sumi.iter_mut().enumerate() {
                         for k in 0..4 {
-                            let byte = qs[b * QS_BYTES + v * 64 + 4 * r + k];
+                            let byte = qs[v * 64 + 4 * r + k];
                             *s += i32::from(byte & 0xF) * i32::from(aq[4 * v + k])
                                 + i32::from(byte >> 4) * i32::from(aq[16 + 4 * v + k]);
                         }
                     }
                 }
                 for (r, acc) in acc.iter_mut().enumerate() {
-                    let dw = &d[b * D_BYTES + 2 * r..];
+                    let dw = &d[2 * r..];
                     let dw = half::f16::from_le_bytes([dw[0], dw[1]]).to_f32();
                     *acc += sumi[r] as f32 * a.d[b] * dw;
                 }

@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::quant::packed::{ActPtrs, PackedJob, GROUP_ROWS};
+use crate::quant::packed::{d_offset, qs_offset, ActPtrs, PackedJob, GROUP_ROWS, PAIR_BYTES};
 
 const PREFETCH_AHEAD: usize = 16384;
 
@@ -27,17 +27,18 @@ unsafe fn tile<const TN: usize>(job: &PackedJob, group: *const u8, g: usize, t0:
     // SAFETY: as the AVX-512 kernel: the job passed `check`, `out` is the caller's.
     unsafe {
         let acts: [ActPtrs; TN] = std::array::from_fn(|t| job.act(t0 + t));
-        let d = group.add(nb * 256);
         let nib = _mm256_set1_epi8(0x0F);
         // [token][half of the group's rows]
         let mut acc = [[_mm256_setzero_ps(); 2]; TN];
         for b in 0..nb {
-            let q = group.add(256 * b);
-            for l in 0..4 {
-                _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(PREFETCH_AHEAD + 64 * l).cast());
+            let q = group.add(qs_offset(b));
+            let d = group.add(d_offset(b));
+            // The pair's nine lines, that far ahead: five with its first block, four with
+            // its second.
+            let ahead = group.wrapping_add(b / 2 * PAIR_BYTES + PREFETCH_AHEAD);
+            for l in b % 2 * 5..5 + b % 2 * 4 {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * l).cast());
             }
-            // The scales are a second, slower stream: as far ahead, in blocks.
-            _mm_prefetch::<_MM_HINT_T0>(d.wrapping_add(32 * b + PREFETCH_AHEAD / 8).cast());
             for half in 0..2 {
                 let mut lo = [_mm256_setzero_si256(); 4];
                 let mut hi = [_mm256_setzero_si256(); 4];
@@ -46,7 +47,7 @@ unsafe fn tile<const TN: usize>(job: &PackedJob, group: *const u8, g: usize, t0:
                     lo[v] = _mm256_and_si256(x, nib);
                     hi[v] = _mm256_and_si256(_mm256_srli_epi16::<4>(x), nib);
                 }
-                let dw = _mm256_cvtph_ps(_mm_loadu_si128(d.add(32 * b + 16 * half).cast()));
+                let dw = _mm256_cvtph_ps(_mm_loadu_si128(d.add(16 * half).cast()));
                 for (t, a) in acts.iter().enumerate() {
                     let aq = a.qs.add(32 * b).cast::<i32>();
                     let mut s0 = _mm256_set1_epi32(-8 * *a.sum.add(b));

@@ -5,7 +5,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::quant::packed::{ActPtrs, PackedJob, GROUP_ROWS};
+use crate::quant::packed::{d_offset, qs_offset, ActPtrs, PackedJob, GROUP_ROWS, PAIR_BYTES};
 
 /// Bytes ahead of the block being multiplied that the kernel prefetches: the groups
 /// stream from memory, and asking early keeps more misses in flight.
@@ -19,15 +19,16 @@ unsafe fn tile<const TN: usize>(job: &PackedJob, group: *const u8, g: usize, t0:
     // scales; tokens t0..t0 + TN have activation rows of `cols`; `out` is the caller's.
     unsafe {
         let acts: [ActPtrs; TN] = std::array::from_fn(|t| job.act(t0 + t));
-        let d = group.add(nb * 256);
         let nib = _mm512_set1_epi8(0x0F);
         let mut acc = [_mm512_setzero_ps(); TN];
         for b in 0..nb {
-            let q = group.add(256 * b);
-            _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(PREFETCH_AHEAD).cast());
-            _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(PREFETCH_AHEAD + 64).cast());
-            _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(PREFETCH_AHEAD + 128).cast());
-            _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(PREFETCH_AHEAD + 192).cast());
+            let q = group.add(qs_offset(b));
+            // The pair's nine lines, that far ahead: five with its first block, four with
+            // its second.
+            let ahead = group.wrapping_add(b / 2 * PAIR_BYTES + PREFETCH_AHEAD);
+            for l in b % 2 * 5..5 + b % 2 * 4 {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * l).cast());
+            }
             let mut lo = [_mm512_setzero_si512(); 4];
             let mut hi = [_mm512_setzero_si512(); 4];
             for v in 0..4 {
@@ -35,10 +36,7 @@ unsafe fn tile<const TN: usize>(job: &PackedJob, group: *const u8, g: usize, t0:
                 lo[v] = _mm512_and_si512(x, nib);
                 hi[v] = _mm512_and_si512(_mm512_srli_epi16::<4>(x), nib);
             }
-            // The scales are a second, slower stream (32 bytes a block): ask for them as
-            // far ahead, in blocks, as for the quants.
-            _mm_prefetch::<_MM_HINT_T0>(d.wrapping_add(32 * b + PREFETCH_AHEAD / 8).cast());
-            let dw = _mm512_cvtph_ps(_mm256_loadu_si256(d.add(32 * b).cast()));
+            let dw = _mm512_cvtph_ps(_mm256_loadu_si256(group.add(d_offset(b)).cast()));
             for (t, a) in acts.iter().enumerate() {
                 let aq = a.qs.add(32 * b).cast::<i32>();
                 // Two chains, low and high nibbles, so the multiplies overlap.
