@@ -4,8 +4,9 @@
 //! - `gemv/TYPE/PATH`: the row kernel (sixteen rows per vector) on the same data.
 //! - `tile/TYPE/PATH`: the tile kernel on 64 rows x 64 tokens; GB/s of weights times
 //!   tokens (the dot-product equivalent), so it compares with `dot` directly.
-//! - `packed/Q4_0/PATH/TOKENS`: Q4_0 repacked at load ([`ropewalk::quant::packed`]), the
-//!   `gemv` shape for one token and the `tile` shape for 64, counted the same way.
+//! - `packed/TYPE/PATH/TOKENS`: Q4_0, Q4_1 and Q8_0 repacked at load
+//!   ([`ropewalk::quant::packed`]), the `gemv` shape for one token and the `tile` shape for
+//!   64, counted the same way.
 //! - `quantize/FORMAT/PATH`: activation quantization, GB/s of f32 input.
 //!
 //! `cargo bench --bench kernels -- --warm-up-time 1 --measurement-time 3`
@@ -119,40 +120,42 @@ fn tile(c: &mut Criterion) {
 }
 
 fn packed(c: &mut Criterion) {
-    let ty = GgmlType::Q4_0;
-    for (rows, n_tok) in [(256, 1), (64, 64)] {
-        let w = weights(ty, rows);
-        let row_bytes = ty.bytes_for(COLS as u64).unwrap() as usize;
-        let w = &bytemuck::cast_slice::<u64, u8>(&w)[..rows * row_bytes];
-        let packed = PackedMatrix::pack_q4_0(w, rows, COLS);
-        let mut g = c.benchmark_group(format!("packed/{ty}"));
-        g.throughput(Throughput::Bytes((w.len() * n_tok) as u64));
-        for k in paths() {
-            let tk = k.for_type(ty).unwrap();
-            if !tk.has_packed() {
-                continue;
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        for (rows, n_tok) in [(256, 1), (64, 64)] {
+            let w = weights(ty, rows);
+            let row_bytes = ty.bytes_for(COLS as u64).unwrap() as usize;
+            let w = &bytemuck::cast_slice::<u64, u8>(&w)[..rows * row_bytes];
+            let packed = PackedMatrix::pack(ty, w, rows, COLS);
+            let mut g = c.benchmark_group(format!("packed/{ty}"));
+            g.throughput(Throughput::Bytes((w.len() * n_tok) as u64));
+            for k in paths() {
+                let tk = k.for_type(ty).unwrap();
+                if !tk.has_packed() {
+                    continue;
+                }
+                let mut acts = Acts::default();
+                tk.quantize_acts(&data(COLS * n_tok, 3), COLS, &mut acts);
+                let mut out = vec![0.0f32; rows * n_tok];
+                let id = format!("{}/{n_tok}", k.path.name());
+                g.bench_function(BenchmarkId::from_parameter(id), |b| {
+                    b.iter(|| {
+                        let job = PackedJob {
+                            layout: packed.layout(),
+                            groups: black_box(packed.groups(0, rows)),
+                            cols: COLS,
+                            acts: acts.bytes(),
+                            act_stride: acts.stride(),
+                            n_tok,
+                            out: out.as_mut_ptr(),
+                            out_stride: rows,
+                        };
+                        // SAFETY: `out` is [n_tok][rows], used by this call alone.
+                        unsafe { tk.run_packed(&job) }
+                    })
+                });
             }
-            let mut acts = Acts::default();
-            tk.quantize_acts(&data(COLS * n_tok, 3), COLS, &mut acts);
-            let mut out = vec![0.0f32; rows * n_tok];
-            let id = format!("{}/{n_tok}", k.path.name());
-            g.bench_function(BenchmarkId::from_parameter(id), |b| {
-                b.iter(|| {
-                    let job = PackedJob {
-                        groups: black_box(packed.groups(0, rows)),
-                        cols: COLS,
-                        acts: acts.bytes(),
-                        act_stride: acts.stride(),
-                        n_tok,
-                        out: out.as_mut_ptr(),
-                        out_stride: rows,
-                    };
-                    // SAFETY: `out` is [n_tok][rows], used by this call alone.
-                    unsafe { tk.run_packed(&job) }
-                })
-            });
+            g.finish();
         }
-        g.finish();
     }
 }
 

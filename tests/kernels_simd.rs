@@ -341,88 +341,92 @@ fn a_path_the_cpu_lacks_is_refused() {
     }
 }
 
-/// Q4_0 matrices repacked at load: every path's kernel equals the scalar one bit for bit
-/// (the same operations in the same order), and each output is the reference dot
-/// product of its row within the float tolerance, exactly on integer data.
+/// Matrices repacked at load (Q4_0, Q4_1, Q8_0): every path's kernel equals the scalar one
+/// bit for bit (the same operations in the same order), and each output is the reference
+/// dot product of its row within the float tolerance, exactly on integer data.
 #[test]
-fn repacked_q4_0_kernels_match_the_scalar_kernel() {
-    use ropewalk::quant::packed::{PackedJob, PackedMatrix};
+fn repacked_kernels_match_the_scalar_kernel() {
+    use ropewalk::quant::packed::{Layout, PackedJob, PackedMatrix};
     let mut rng = Rng::new(5);
-    let ty = GgmlType::Q4_0;
     let scalar = Kernels::for_path(Path::Scalar).unwrap();
-    let reference = scalar.for_type(ty).unwrap();
-    for (rows, n) in [(16, 32), (32, 96), (48, 576), (16, 1056)] {
-        for n_tok in [1, 2, 3, 4, 5, 9] {
-            for integer in [false, true] {
-                let row_bytes = ty.bytes_for(n as u64).unwrap() as usize;
-                let mut w = Buf::new(rows * row_bytes);
-                for r in 0..rows {
-                    let wr = if integer {
-                        unit_scale_weights(&mut rng, ty, n)
-                    } else {
-                        quantized(ty, &floats(&mut rng, n))
-                    };
-                    w.bytes_mut()[r * row_bytes..(r + 1) * row_bytes].copy_from_slice(wr.bytes());
-                }
-                let mut acts = Acts::default();
-                acts.reset(ActFormat::Q8_0, n, n_tok);
-                let a_std: Vec<Buf> = if integer {
-                    (0..n_tok)
-                        .map(|t| unit_scale_acts(&mut rng, ActFormat::Q8_0, n, &mut acts, t))
-                        .collect()
-                } else {
-                    let x = floats(&mut rng, n * n_tok);
-                    reference.quantize_acts(&x, n, &mut acts);
-                    (0..n_tok)
-                        .map(|t| quantized(GgmlType::Q8_0, &x[t * n..(t + 1) * n]))
-                        .collect()
-                };
-                let packed = PackedMatrix::pack_q4_0(w.bytes(), rows, n);
-                let run = |k: &Kernels| {
-                    let mut out = vec![f32::NAN; n_tok * (rows + 3)];
-                    let job = PackedJob {
-                        groups: packed.groups(0, rows),
-                        cols: n,
-                        acts: acts.bytes(),
-                        act_stride: acts.stride(),
-                        n_tok,
-                        out: out.as_mut_ptr(),
-                        out_stride: rows + 3,
-                    };
-                    // SAFETY: `out` is [n_tok][rows + 3], only this call touches it.
-                    unsafe { k.for_type(ty).unwrap().run_packed(&job) };
-                    out
-                };
-                let want = run(&scalar);
-                for t in 0..n_tok {
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        let reference = scalar.for_type(ty).unwrap();
+        let (fmt, a_ty) = (ActFormat::for_weight(ty).unwrap(), dot::vec_dot_type(ty));
+        for (rows, n) in [(16, 32), (32, 96), (48, 576), (16, 1056)] {
+            for n_tok in [1, 2, 3, 4, 5, 9] {
+                for integer in [false, true] {
+                    let row_bytes = ty.bytes_for(n as u64).unwrap() as usize;
+                    let mut w = Buf::new(rows * row_bytes);
                     for r in 0..rows {
-                        let wr = &w.bytes()[r * row_bytes..(r + 1) * row_bytes];
-                        let exact = dot::vec_dot(ty, wr, a_std[t].bytes());
-                        let got = want[t * (rows + 3) + r];
-                        let scale = abs_scale(ty, wr, GgmlType::Q8_0, a_std[t].bytes(), n);
-                        let ok = if integer {
-                            got == exact
+                        let wr = if integer {
+                            unit_scale_weights(&mut rng, ty, n)
                         } else {
-                            ((got - exact) as f64).abs() <= 1e-5 * scale + 1e-30
+                            quantized(ty, &floats(&mut rng, n))
                         };
-                        assert!(ok, "{rows}x{n}, token {t}, row {r}: {got} vs {exact}");
+                        w.bytes_mut()[r * row_bytes..(r + 1) * row_bytes]
+                            .copy_from_slice(wr.bytes());
                     }
-                    for r in rows..rows + 3 {
-                        assert!(want[t * (rows + 3) + r].is_nan(), "wrote past the rows");
+                    let mut acts = Acts::default();
+                    acts.reset(fmt, n, n_tok);
+                    let a_std: Vec<Buf> = if integer {
+                        (0..n_tok)
+                            .map(|t| unit_scale_acts(&mut rng, fmt, n, &mut acts, t))
+                            .collect()
+                    } else {
+                        let x = floats(&mut rng, n * n_tok);
+                        reference.quantize_acts(&x, n, &mut acts);
+                        (0..n_tok)
+                            .map(|t| quantized(a_ty, &x[t * n..(t + 1) * n]))
+                            .collect()
+                    };
+                    let packed = PackedMatrix::pack(ty, w.bytes(), rows, n);
+                    let run = |k: &Kernels| {
+                        let mut out = vec![f32::NAN; n_tok * (rows + 3)];
+                        let job = PackedJob {
+                            layout: Layout::of(ty).unwrap(),
+                            groups: packed.groups(0, rows),
+                            cols: n,
+                            acts: acts.bytes(),
+                            act_stride: acts.stride(),
+                            n_tok,
+                            out: out.as_mut_ptr(),
+                            out_stride: rows + 3,
+                        };
+                        // SAFETY: `out` is [n_tok][rows + 3], only this call touches it.
+                        unsafe { k.for_type(ty).unwrap().run_packed(&job) };
+                        out
+                    };
+                    let want = run(&scalar);
+                    for t in 0..n_tok {
+                        for r in 0..rows {
+                            let wr = &w.bytes()[r * row_bytes..(r + 1) * row_bytes];
+                            let exact = dot::vec_dot(ty, wr, a_std[t].bytes());
+                            let got = want[t * (rows + 3) + r];
+                            let scale = abs_scale(ty, wr, a_ty, a_std[t].bytes(), n);
+                            let ok = if integer {
+                                got == exact
+                            } else {
+                                ((got - exact) as f64).abs() <= 1e-5 * scale + 1e-30
+                            };
+                            assert!(ok, "{ty} {rows}x{n}, token {t}, row {r}: {got} vs {exact}");
+                        }
+                        for r in rows..rows + 3 {
+                            assert!(want[t * (rows + 3) + r].is_nan(), "wrote past the rows");
+                        }
                     }
-                }
-                for k in paths() {
-                    if !k.for_type(ty).unwrap().has_packed() {
-                        continue;
+                    for k in paths() {
+                        if !k.for_type(ty).unwrap().has_packed() {
+                            continue;
+                        }
+                        let got = run(&k);
+                        assert!(
+                            got.iter()
+                                .zip(&want)
+                                .all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{} {ty} {rows}x{n} x {n_tok}: differs from the scalar kernel",
+                            k.path.name()
+                        );
                     }
-                    let got = run(&k);
-                    assert!(
-                        got.iter()
-                            .zip(&want)
-                            .all(|(a, b)| a.to_bits() == b.to_bits()),
-                        "{} {rows}x{n} x {n_tok}: differs from the scalar kernel",
-                        k.path.name()
-                    );
                 }
             }
         }

@@ -88,7 +88,7 @@ pub struct BenchArgs {
     /// How the KV cache stores keys and values: f32, f16 or q8_0.
     #[arg(long = "cache-type", value_name = "TYPE", default_value = "f16")]
     pub cache_type: CacheType,
-    /// Multiply every matrix in its stored layout: no Q4_0 repacking at load.
+    /// Multiply every matrix in its stored layout: no repacking at load.
     #[arg(long)]
     pub no_repack: bool,
     /// Layers on the GPU, counted from the last (llama-bench's -ngl); a list runs each.

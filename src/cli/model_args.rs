@@ -35,7 +35,7 @@ pub struct ModelArgs {
     /// with --exact).
     #[arg(long = "cache-type", value_name = "TYPE")]
     pub cache_type: Option<CacheType>,
-    /// Multiply every matrix in its stored layout: no Q4_0 repacking at load (as
+    /// Multiply every matrix in its stored layout: no repacking at load (as
     /// llama.cpp's --no-repack).
     #[arg(long)]
     pub no_repack: bool,

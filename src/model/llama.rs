@@ -40,7 +40,8 @@ pub struct Llama<'a> {
 }
 
 impl<'a> Llama<'a> {
-    /// The model in `file`, with Q4_0 matrices repacked for the kernels.
+    /// The model in `file`, with the matrices the kernel path has a packed kernel for
+    /// repacked.
     pub fn load(file: &'a GgufFile) -> Result<Llama<'a>> {
         Llama::load_with(file, true)
     }

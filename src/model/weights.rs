@@ -139,7 +139,7 @@ impl<'a> LlamaWeights<'a> {
         };
         let todo: Vec<&mut Matrix<'a>> = self.matrices_mut().filter(|m| wanted(m)).collect();
         todo.into_par_iter().for_each(|m| {
-            m.packed = Some(Arc::new(PackedMatrix::pack_q4_0(m.data, m.rows, m.cols)));
+            m.packed = Some(Arc::new(PackedMatrix::pack(m.ty, m.data, m.rows, m.cols)));
         });
     }
 

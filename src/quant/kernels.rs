@@ -138,7 +138,7 @@ impl TypeKernels {
             dot,
             gemm,
             gemv: None,
-            packed: (ty == GgmlType::Q4_0).then_some(packed::q4_0_scalar as PackedFn),
+            packed: None,
         }
     }
 
@@ -156,8 +156,7 @@ impl TypeKernels {
         }
     }
 
-    /// Replaces the kernel for repacked matrices.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    /// Adds (or replaces) the kernel for repacked matrices.
     pub(crate) fn with_packed(mut self, packed: PackedFn) -> TypeKernels {
         self.packed = Some(packed);
         self
@@ -450,7 +449,11 @@ fn scalar_kernels(ty: GgmlType) -> TypeKernels {
         GgmlType::BF16 => |w, a, n| floats(GgmlType::BF16, w, a, n),
         _ => |w, a, n| floats(GgmlType::F32, w, a, n),
     };
-    TypeKernels::new(ty, Path::Scalar, quantize, dot, None)
+    let k = TypeKernels::new(ty, Path::Scalar, quantize, dot, None);
+    match packed::Layout::of(ty) {
+        Some(_) => k.with_packed(packed::scalar),
+        None => k,
+    }
 }
 
 fn floats(ty: GgmlType, w: &[u8], a: &[u8], n: usize) -> f32 {

@@ -224,6 +224,7 @@ unsafe fn run_rows(
 ) {
     if let Some(p) = packed(w, k) {
         let job = PackedJob {
+            layout: p.layout(),
             groups: p.groups(r0, rows),
             cols: w.cols,
             acts: acts.bytes(),
@@ -322,7 +323,7 @@ mod tests {
                     let data: &[u8] = bytemuck::cast_slice(&data[i]);
                     // The Q4_0 matrix repacked, as a load would: the two paths mix.
                     let packed = PackedMatrix::fits(types[i], rows[i], cols)
-                        .then(|| Arc::new(PackedMatrix::pack_q4_0(data, rows[i], cols)));
+                        .then(|| Arc::new(PackedMatrix::pack(types[i], data, rows[i], cols)));
                     Matrix {
                         name: "w",
                         ty: types[i],
@@ -371,7 +372,7 @@ mod tests {
                 packed: None,
             };
             let repacked = PackedMatrix::fits(ty, rows, cols).then(|| Matrix {
-                packed: Some(Arc::new(PackedMatrix::pack_q4_0(plain.data, rows, cols))),
+                packed: Some(Arc::new(PackedMatrix::pack(ty, plain.data, rows, cols))),
                 ..plain.clone()
             });
             for w in std::iter::once(&plain).chain(&repacked) {

@@ -25,26 +25,27 @@ macro_rules! vec_array {
 }
 pub(crate) use vec_array;
 
-/// Runs a packed kernel's `tile::<TN>(job, group, g, t0)` over every group of `job` and
-/// its tokens, four at a time and then the one to three left.
+/// Runs a packed kernel's `tile::<G.., TN>(job, group, g, t0)` (`G..`: the tile's type
+/// parameters, if any) over every group of `job` and its tokens, four at a time and then
+/// the one to three left.
 macro_rules! packed_tiles {
-    ($job:expr, $tile:ident) => {{
+    ($job:expr, $tile:ident $(, $g:ty)*) => {{
         let job = $job;
-        let stride = $crate::quant::packed::PackedMatrix::group_stride(job.cols);
+        let stride = job.layout.group_stride(job.cols);
         for g in 0..job.n_groups() {
             let group = job.groups[g * stride..].as_ptr();
             let mut t0 = 0;
             // SAFETY: the caller's kernel contract (`PackedFn`), forwarded to the tiles.
             unsafe {
                 while t0 + 4 <= job.n_tok {
-                    $tile::<4>(job, group, g, t0);
+                    $tile::<$($g,)* 4>(job, group, g, t0);
                     t0 += 4;
                 }
                 match job.n_tok - t0 {
                     0 => {}
-                    1 => $tile::<1>(job, group, g, t0),
-                    2 => $tile::<2>(job, group, g, t0),
-                    _ => $tile::<3>(job, group, g, t0),
+                    1 => $tile::<$($g,)* 1>(job, group, g, t0),
+                    2 => $tile::<$($g,)* 2>(job, group, g, t0),
+                    _ => $tile::<$($g,)* 3>(job, group, g, t0),
                 }
             }
         }

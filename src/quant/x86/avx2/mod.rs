@@ -30,7 +30,8 @@ pub fn kernels(ty: GgmlType) -> Option<TypeKernels> {
             dot::<legacy::Q4_1>,
             gk(gemm::<legacy::Q4_1>, pack_bytes::<legacy::Q4_1>, 8),
             legacy::gemv::<legacy::Q4_1>,
-        ),
+        )
+        .map(|k| k.with_packed(packed::q4_1)),
         GgmlType::Q5_0 => kv(
             quantize::q8_0,
             dot::<legacy::Q5_0>,
@@ -48,7 +49,8 @@ pub fn kernels(ty: GgmlType) -> Option<TypeKernels> {
             dot::<legacy::Q8_0>,
             gk(gemm::<legacy::Q8_0>, pack_bytes::<legacy::Q8_0>, 8),
             legacy::gemv::<legacy::Q8_0>,
-        ),
+        )
+        .map(|k| k.with_packed(packed::q8_0)),
         GgmlType::Q4_K => kv(
             quantize::q8_k,
             kquants::dot_q4_k,

@@ -5,7 +5,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::quant::packed::{d_offset, qs_offset, ActPtrs, PackedJob, GROUP_ROWS, PAIR_BYTES};
+use crate::quant::packed::{ActPtrs, PackedJob, GROUP_ROWS, Q4_0};
 
 /// Bytes ahead of the block being multiplied that the kernel prefetches: the groups
 /// stream from memory, and asking early keeps more misses in flight.
@@ -22,10 +22,10 @@ unsafe fn tile<const TN: usize>(job: &PackedJob, group: *const u8, g: usize, t0:
         let nib = _mm512_set1_epi8(0x0F);
         let mut acc = [_mm512_setzero_ps(); TN];
         for b in 0..nb {
-            let q = group.add(qs_offset(b));
+            let q = group.add(Q4_0.qs_offset(b));
             // The pair's nine lines, that far ahead: five with its first block, four with
             // its second.
-            let ahead = group.wrapping_add(b / 2 * PAIR_BYTES + PREFETCH_AHEAD);
+            let ahead = group.wrapping_add(b / 2 * Q4_0.pair_bytes() + PREFETCH_AHEAD);
             for l in b % 2 * 5..5 + b % 2 * 4 {
                 _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * l).cast());
             }
@@ -36,7 +36,7 @@ unsafe fn tile<const TN: usize>(job: &PackedJob, group: *const u8, g: usize, t0:
                 lo[v] = _mm512_and_si512(x, nib);
                 hi[v] = _mm512_and_si512(_mm512_srli_epi16::<4>(x), nib);
             }
-            let dw = _mm512_cvtph_ps(_mm256_loadu_si256(group.add(d_offset(b)).cast()));
+            let dw = _mm512_cvtph_ps(_mm256_loadu_si256(group.add(Q4_0.d_offset(b)).cast()));
             for (t, a) in acts.iter().enumerate() {
                 let aq = a.qs.add(32 * b).cast::<i32>();
                 // Two chains, low and high nibbles, so the multiplies overlap.
@@ -69,7 +69,8 @@ unsafe fn tile<const TN: usize>(job: &PackedJob, group: *const u8, g: usize, t0:
 }
 
 /// # Safety
-/// As [`crate::quant::packed::PackedFn`], on a CPU with the AVX-512 path's features.
+/// As [`crate::quant::packed::PackedFn`] for Q4_0, on a CPU with the AVX-512 path's
+/// features.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn q4_0(job: &PackedJob) {
     crate::quant::x86::packed_tiles!(job, tile)
