@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the release binary, the GPU op tests and the GPU kernel benchmarks, and puts
-# stripped copies in .dev/ (git-ignored) for tools/gpu_remote.sh on a GPU machine.
+# Builds the release binary, the GPU op tests, the GPU kernel benchmarks and the CPU
+# kernel tests (the GPU machine's processor may have paths this one lacks, AVX-512), and
+# puts stripped copies in .dev/ (git-ignored) for tools/gpu_remote.sh on a GPU machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -18,4 +19,5 @@ mkdir -p .dev
 strip -o .dev/ropewalk target/release/ropewalk
 strip -o .dev/gpu_ops "$(executable gpu_ops test --release --test gpu_ops --no-run)"
 strip -o .dev/gpu_kernels "$(executable gpu_kernels bench --bench gpu_kernels --no-run)"
+strip -o .dev/kernels_simd "$(executable kernels_simd test --release --test kernels_simd --no-run)"
 ls -la .dev

@@ -5,8 +5,9 @@
 # there). Models are made on the spot with `ropewalk random-model`. Results go to $OUT
 # (default /tmp/gpu_out).
 #
-# Stages: setup (Vulkan loader from .gl/*.deb if the machine has none), ops (the op tests,
-# with and without subgroups), kernels (the GPU kernel benchmarks; KERNELS filters them),
+# Stages: setup (Vulkan loader from .gl/*.deb if the machine has none), cpu (the CPU kernel
+# tests on every path that machine's processor has), ops (the op tests, with and without
+# subgroups), kernels (the GPU kernel benchmarks; KERNELS filters them),
 # agree (greedy tokens and perplexity of random models, CPU against GPU), bench (pp512 and
 # tg128 fully offloaded), sweep (tg64 of the 7B shape by layers offloaded), profile (GPU
 # time per kernel of a generation step, from timestamps).
@@ -32,6 +33,10 @@ for stage in "$@"; do
             ldconfig
         fi
         $RW devices --bandwidth | tee "$OUT/devices.txt"
+        ;;
+    cpu)
+        grep -o -w 'avx2\|avx512f\|avx512_vnni\|avx512vnni' /proc/cpuinfo | sort | uniq -c | tee "$OUT/cpu.txt"
+        .dev/kernels_simd 2>&1 | tee -a "$OUT/cpu.txt"
         ;;
     ops)
         .dev/gpu_ops --test-threads 1 2>&1 | tee "$OUT/ops.txt"
