@@ -4,7 +4,7 @@
 //! - `gemv/TYPE/PATH`: the row kernel (sixteen rows per vector) on the same data.
 //! - `tile/TYPE/PATH`: the tile kernel on 64 rows x 64 tokens; GB/s of weights times
 //!   tokens (the dot-product equivalent), so it compares with `dot` directly.
-//! - `packed/TYPE/PATH/TOKENS`: Q4_0, Q4_1 and Q8_0 repacked at load
+//! - `packed/TYPE/PATH/TOKENS`: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 repacked at load
 //!   ([`ropewalk::quant::packed`]), the `gemv` shape for one token and the `tile` shape for
 //!   64, counted the same way.
 //! - `quantize/FORMAT/PATH`: activation quantization, GB/s of f32 input.
@@ -120,7 +120,13 @@ fn tile(c: &mut Criterion) {
 }
 
 fn packed(c: &mut Criterion) {
-    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+    ] {
         for (rows, n_tok) in [(256, 1), (64, 64)] {
             let w = weights(ty, rows);
             let row_bytes = ty.bytes_for(COLS as u64).unwrap() as usize;

@@ -1,19 +1,23 @@
-//! Q4_0, Q4_1 and Q8_0 matrices repacked once, at load, into the layout the matrix
-//! kernels read.
+//! Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 matrices repacked once, at load, into the layout the
+//! matrix kernels read.
 //!
 //! Sixteen rows make a group. For each block of 32 columns a group stores its quants as
 //! 64-byte vectors: vector v holds bytes 4v..4v+4 of every row's quants (row r at bytes
-//! 4r..4r+4). For the 4-bit types four vectors hold a block, and one load and a nibble
-//! split give values 4v..4v+4 (low nibbles) and 16+4v..16+4v+4 (high nibbles) of all
-//! sixteen rows; for Q8_0 eight vectors hold a block, values 4v..4v+4 each. Every lane is
-//! then ready for a broadcast of the token's four matching activations. The blocks go in
-//! pairs, each pair's sixteen f16 scales per block (and, for Q4_1, sixteen f16 mins) after
-//! its quants, so that a thread reads its rows as one stream (a separate array of scales
-//! was a second, slower one) and every vector stays on a 64-byte line:
+//! 4r..4r+4). For the 4- and 5-bit types four vectors hold a block's nibbles, and one
+//! load and a nibble split give values 4v..4v+4 (low nibbles) and 16+4v..16+4v+4 (high
+//! nibbles) of all sixteen rows; for Q8_0 eight vectors hold a block, values 4v..4v+4
+//! each. Every lane is then ready for a broadcast of the token's four matching
+//! activations. The 5-bit types add a vector of fifth bits, each row's 32 regrouped so
+//! that byte k holds, for every v, the bits of values 4v + k (bit 2v) and 16 + 4v + k
+//! (bit 2v + 1): a shift and a mask put them beside the nibbles. The blocks go in pairs,
+//! each pair's sixteen f16 scales per block (and, for Q4_1 and Q5_1, sixteen f16 mins)
+//! after its quants, so that a thread reads its rows as one stream (a separate array of
+//! scales was a second, slower one) and every vector stays on a 64-byte line:
 //!
 //! ```text
 //! group: pair [nb / 2, rounded up] of
-//!        qs [2][V][16 rows][4 bytes] | d [2][16 rows] f16 | m [2][16 rows] f16 (Q4_1)
+//!        (qs [V][16 rows][4 bytes] | qh [16 rows][4 bytes] (Q5_x)) [2]
+//!        | d [2][16 rows] f16 | m [2][16 rows] f16 (Q4_1, Q5_1)
 //! ```
 //!
 //! The bytes are the file's (and an unused half pair when nb is odd), so the copy costs no
@@ -40,27 +44,46 @@ pub struct Layout {
     pub ty: GgmlType,
     /// 64-byte vectors of quants a block: 4 (nibbles) or 8 (bytes).
     pub vectors: usize,
+    /// Whether blocks have a vector of fifth bits after their nibbles.
+    pub fifth: bool,
     /// Whether blocks have mins beside their scales (`x = q * d + m`).
     pub mins: bool,
-    /// What the 4-bit quants are offset by (`x = (q - bias) * d`).
+    /// What the quants are offset by (`x = (q - bias) * d`).
     pub bias: i32,
 }
 
 pub const Q4_0: Layout = Layout {
     ty: GgmlType::Q4_0,
     vectors: 4,
+    fifth: false,
     mins: false,
     bias: 8,
 };
 pub const Q4_1: Layout = Layout {
     ty: GgmlType::Q4_1,
     vectors: 4,
+    fifth: false,
+    mins: true,
+    bias: 0,
+};
+pub const Q5_0: Layout = Layout {
+    ty: GgmlType::Q5_0,
+    vectors: 4,
+    fifth: true,
+    mins: false,
+    bias: 16,
+};
+pub const Q5_1: Layout = Layout {
+    ty: GgmlType::Q5_1,
+    vectors: 4,
+    fifth: true,
     mins: true,
     bias: 0,
 };
 pub const Q8_0: Layout = Layout {
     ty: GgmlType::Q8_0,
     vectors: 8,
+    fifth: false,
     mins: false,
     bias: 0,
 };
@@ -68,7 +91,9 @@ pub const Q8_0: Layout = Layout {
 impl Layout {
     /// The layout of type `ty`, if it has one.
     pub fn of(ty: GgmlType) -> Option<Layout> {
-        [Q4_0, Q4_1, Q8_0].into_iter().find(|l| l.ty == ty)
+        [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0]
+            .into_iter()
+            .find(|l| l.ty == ty)
     }
 
     /// The activations a kernel multiplies this type with.
@@ -76,9 +101,9 @@ impl Layout {
         ActFormat::for_weight(self.ty).expect("a weight type")
     }
 
-    /// Bytes of one block's quants.
+    /// Bytes of one block's quants (with its fifth bits).
     const fn qs_bytes(&self) -> usize {
-        64 * self.vectors
+        64 * (self.vectors + self.fifth as usize)
     }
 
     /// Bytes of a pair of blocks: both blocks' quants, then their scales (and mins).
@@ -90,6 +115,12 @@ impl Layout {
     #[inline(always)]
     pub const fn qs_offset(&self, b: usize) -> usize {
         b / 2 * self.pair_bytes() + b % 2 * self.qs_bytes()
+    }
+
+    /// Where block `b`'s vector of fifth bits starts in a group (5-bit types).
+    #[inline(always)]
+    pub const fn qh_offset(&self, b: usize) -> usize {
+        self.qs_offset(b) + 64 * self.vectors
     }
 
     /// Where block `b`'s sixteen f16 scales start in a group.
@@ -109,13 +140,31 @@ impl Layout {
         (cols / QK).div_ceil(2) * self.pair_bytes()
     }
 
-    /// Where a stored block keeps its scale, its min and its quants.
-    fn stored(&self) -> (usize, Option<usize>, usize) {
+    /// Where a stored block keeps its min, its fifth bits and its quants (its scale is
+    /// first).
+    fn stored(&self) -> (Option<usize>, Option<usize>, usize) {
         match self.ty {
-            GgmlType::Q4_1 => (0, Some(2), 4),
-            _ => (0, None, 2),
+            GgmlType::Q4_1 => (Some(2), None, 4),
+            GgmlType::Q5_0 => (None, Some(2), 6),
+            GgmlType::Q5_1 => (Some(2), Some(4), 8),
+            _ => (None, None, 2),
         }
     }
+}
+
+/// A block's fifth bits (bit j: value j) regrouped as the kernels read them: byte k holds
+/// bit 2v for value 4v + k and bit 2v + 1 for value 16 + 4v + k, v in 0..4.
+pub fn regroup_fifth(qh: u32) -> u32 {
+    let mut out = 0;
+    for k in 0..4 {
+        let mut byte = 0;
+        for v in 0..4 {
+            byte |= ((qh >> (4 * v + k)) & 1) << (2 * v);
+            byte |= ((qh >> (16 + 4 * v + k)) & 1) << (2 * v + 1);
+        }
+        out |= byte << (8 * k);
+    }
+    out
 }
 
 /// A matrix `[rows][cols]` in the group layout.
@@ -140,7 +189,7 @@ impl PackedMatrix {
         let row_bytes = nb * block;
         assert_eq!(data.len(), rows * row_bytes);
         let stride = layout.group_stride(cols);
-        let (d_at, m_at, qs_at) = layout.stored();
+        let (m_at, qh_at, qs_at) = layout.stored();
         let mut lines = vec![Line([0; 64]); rows / GROUP_ROWS * stride / 64];
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut lines);
         bytes
@@ -150,11 +199,15 @@ impl PackedMatrix {
                 for r in 0..GROUP_ROWS {
                     for b in 0..nb {
                         let blk = &src[r * row_bytes + b * block..][..block];
-                        group[layout.d_offset(b) + 2 * r..][..2]
-                            .copy_from_slice(&blk[d_at..d_at + 2]);
+                        group[layout.d_offset(b) + 2 * r..][..2].copy_from_slice(&blk[..2]);
                         if let Some(m_at) = m_at {
                             group[layout.m_offset(b) + 2 * r..][..2]
                                 .copy_from_slice(&blk[m_at..m_at + 2]);
+                        }
+                        if let Some(qh_at) = qh_at {
+                            let qh = u32::from_le_bytes(blk[qh_at..qh_at + 4].try_into().unwrap());
+                            group[layout.qh_offset(b) + 4 * r..][..4]
+                                .copy_from_slice(&regroup_fifth(qh).to_le_bytes());
                         }
                         for v in 0..layout.vectors {
                             group[layout.qs_offset(b) + v * 64 + 4 * r..][..4]
@@ -293,12 +346,18 @@ pub unsafe fn scalar(job: &PackedJob) {
                     for (r, s) in sumi.iter_mut().enumerate() {
                         for k in 0..4 {
                             let byte = qs[v * 64 + 4 * r + k];
-                            *s += if l.vectors == 8 {
-                                i32::from(byte as i8) * i32::from(aq[4 * v + k])
-                            } else {
-                                i32::from(byte & 0xF) * i32::from(aq[4 * v + k])
-                                    + i32::from(byte >> 4) * i32::from(aq[16 + 4 * v + k])
-                            };
+                            if l.vectors == 8 {
+                                *s += i32::from(byte as i8) * i32::from(aq[4 * v + k]);
+                                continue;
+                            }
+                            let (mut lo, mut hi) = (i32::from(byte & 0xF), i32::from(byte >> 4));
+                            if l.fifth {
+                                let bits = group[l.qh_offset(b) + 4 * r + k] >> (2 * v);
+                                lo |= i32::from(bits & 1) << 4;
+                                hi |= i32::from((bits >> 1) & 1) << 4;
+                            }
+                            *s +=
+                                lo * i32::from(aq[4 * v + k]) + hi * i32::from(aq[16 + 4 * v + k]);
                         }
                     }
                 }

@@ -53,8 +53,8 @@ pub enum Dest {
 }
 
 /// 8-bit copies of activation rows, in blocks of 32 (`q8_store.wgsl` writes them where
-/// the rows are made, `act_q8.wgsl` reads them): what the matrix-vector product of a quantized type reads
-/// on the fast path, as the CPU's products read Q8_0 activations.
+/// the rows are made, `act_q8.wgsl` reads them): what the matrix-vector product of a
+/// quantized type reads on the fast path, as the CPU's products read Q8_0 activations.
 pub struct Q8Rows {
     /// `[n][cols / 32][2]` vectors of signed bytes
     pub q: wgpu::Buffer,
@@ -151,8 +151,7 @@ pub fn matmul_into(
 ) -> Vec<Kernel> {
     let add = ("ADD", u32::from(dest == Dest::Add).to_string());
     // One token takes the integer product where it has 8-bit activations to read.
-    let q8 = act.q8.zip(integer_dot(m.decode));
-    let idot = q8.map(|(_, idot)| idot);
+    let idot = act.q8.and(integer_dot(m.decode));
     let (gemm, gemm_rows) = gemm_variant(m.rows, m.decode, add.clone());
     let matrix = gpu
         .pipelines

@@ -37,13 +37,15 @@ pub fn kernels(ty: GgmlType) -> Option<TypeKernels> {
             dot::<legacy::Q5_0>,
             gk(gemm::<legacy::Q5_0>, pack_bytes::<legacy::Q5_0>, 8),
             legacy::gemv::<legacy::Q5_0>,
-        ),
+        )
+        .map(|k| k.with_packed(packed::q5_0)),
         GgmlType::Q5_1 => kv(
             quantize::q8_1,
             dot::<legacy::Q5_1>,
             gk(gemm::<legacy::Q5_1>, pack_bytes::<legacy::Q5_1>, 8),
             legacy::gemv::<legacy::Q5_1>,
-        ),
+        )
+        .map(|k| k.with_packed(packed::q5_1)),
         GgmlType::Q8_0 => kv(
             quantize::q8_0,
             dot::<legacy::Q8_0>,

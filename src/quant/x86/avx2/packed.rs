@@ -1,9 +1,10 @@
-//! Packed Q4_0, Q4_1 and Q8_0 groups ([`crate::quant::packed`]) against Q8_0/Q8_1
-//! activations with AVX2: per block and half of the group (eight rows), the quant vectors
-//! become eight vectors of bytes, one per word of the token's block; `vpmaddubsw` and
-//! `vpmaddwd` multiply each by a broadcast of that word (nibble-by-i8 pair sums stay far
-//! from i16 saturation; Q8_0's signed weights take the sign trick, `|w|` by
-//! `a * sign(w)`). Up to four tokens share each unpacked block.
+//! Packed Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 groups ([`crate::quant::packed`]) against
+//! Q8_0/Q8_1 activations with AVX2: per block and half of the group (eight rows), the
+//! quant vectors become eight vectors of bytes, one per word of the token's block (the
+//! 5-bit types' fifth bits shifted and masked into place); `vpmaddubsw` and `vpmaddwd`
+//! multiply each by a broadcast of that word (4- and 5-bit by i8 pair sums stay far from
+//! i16 saturation; Q8_0's signed weights take the sign trick, `|w|` by `a * sign(w)`). Up
+//! to four tokens share each unpacked block.
 
 // Accumulators indexed by register number read clearer than zipped iterators.
 #![allow(clippy::needless_range_loop)]
@@ -21,6 +22,8 @@ trait Packed {
 
 struct Q4_0;
 struct Q4_1;
+struct Q5_0;
+struct Q5_1;
 struct Q8_0;
 
 impl Packed for Q4_0 {
@@ -29,8 +32,33 @@ impl Packed for Q4_0 {
 impl Packed for Q4_1 {
     const L: Layout = packed::Q4_1;
 }
+impl Packed for Q5_0 {
+    const L: Layout = packed::Q5_0;
+}
+impl Packed for Q5_1 {
+    const L: Layout = packed::Q5_1;
+}
 impl Packed for Q8_0 {
     const L: Layout = packed::Q8_0;
+}
+
+/// The fifth bits of vector `v`'s low and high nibbles, at bit 4 of each byte, from the
+/// regrouped bits `qh` (bits 2v and 2v + 1 of each byte; see
+/// [`packed::regroup_fifth`]). 16-bit shifts carry bits across bytes, but never into
+/// bit 4.
+#[inline(always)]
+unsafe fn fifth_bits(qh: __m256i, v: usize) -> (__m256i, __m256i) {
+    // SAFETY: register-only.
+    unsafe {
+        let (lo, hi) = match v {
+            0 => (_mm256_slli_epi16::<4>(qh), _mm256_slli_epi16::<3>(qh)),
+            1 => (_mm256_slli_epi16::<2>(qh), _mm256_slli_epi16::<1>(qh)),
+            2 => (qh, _mm256_srli_epi16::<1>(qh)),
+            _ => (_mm256_srli_epi16::<2>(qh), _mm256_srli_epi16::<3>(qh)),
+        };
+        let bit = _mm256_set1_epi8(0x10);
+        (_mm256_and_si256(lo, bit), _mm256_and_si256(hi, bit))
+    }
 }
 
 /// Σ over four-value groups of `w` (`signed` bytes, or unsigned) times a broadcast of
@@ -84,10 +112,20 @@ unsafe fn tile<P: Packed, const TN: usize>(job: &PackedJob, group: *const u8, g:
                         w[v] = _mm256_loadu_si256(q.add(64 * v + 32 * half).cast());
                     }
                 } else {
+                    let qh = if l.fifth {
+                        _mm256_loadu_si256(group.add(l.qh_offset(b) + 32 * half).cast())
+                    } else {
+                        _mm256_setzero_si256()
+                    };
                     for v in 0..4 {
                         let x = _mm256_loadu_si256(q.add(64 * v + 32 * half).cast());
                         w[v] = _mm256_and_si256(x, nib);
                         w[4 + v] = _mm256_and_si256(_mm256_srli_epi16::<4>(x), nib);
+                        if l.fifth {
+                            let (lo, hi) = fifth_bits(qh, v);
+                            w[v] = _mm256_or_si256(w[v], lo);
+                            w[4 + v] = _mm256_or_si256(w[4 + v], hi);
+                        }
                     }
                 }
                 let scales =
@@ -136,6 +174,20 @@ pub(crate) unsafe fn q4_0(job: &PackedJob) {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn q4_1(job: &PackedJob) {
     crate::quant::x86::packed_tiles!(job, tile, Q4_1)
+}
+
+/// # Safety
+/// As [`crate::quant::packed::PackedFn`] for Q5_0, on a CPU with AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn q5_0(job: &PackedJob) {
+    crate::quant::x86::packed_tiles!(job, tile, Q5_0)
+}
+
+/// # Safety
+/// As [`crate::quant::packed::PackedFn`] for Q5_1, on a CPU with AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn q5_1(job: &PackedJob) {
+    crate::quant::x86::packed_tiles!(job, tile, Q5_1)
 }
 
 /// # Safety
