@@ -4,7 +4,9 @@
 //!   weights (token generation is bound by this), with f32 activations (the exact path).
 //! - `matvec_q8/TYPE/ROWSxCOLS`: the same with 8-bit activations (the fast path).
 //! - `matmul/TYPE/ROWSxCOLS/TOKENS`: a batch of tokens, GB/s of weights times tokens
-//!   (divide by 2 · rows · cols · tokens for FLOP/s).
+//!   (divide by 2 · rows · cols · tokens for FLOP/s), f32 in the shader.
+//! - `matmul_mma/TYPE/ROWSxCOLS/TOKENS`: the same on the fast path, which takes the
+//!   matrix units (f16 pieces, f32 sums) where the adapter has them.
 //!
 //! - `dispatch/dependent`, `dispatch/independent`: what a dispatch costs beyond its work,
 //!   64 one-workgroup kernels in a pass, each reading the last one's output (so a barrier
@@ -114,17 +116,28 @@ fn products(c: &mut Criterion, gpu: &Gpu) {
             if upload::integer_dot(g_m.decode).is_some() {
                 matvec_q8(c, gpu, &g_m, ty);
             }
-            for tokens in [1usize, 512] {
+            // (tokens, on the fast path): a batch on the fast path takes the matrix units
+            let runs = [(1usize, false), (512, false), (512, true)];
+            for (tokens, fast) in runs.into_iter().filter(|r| !r.1 || gpu.matrix_units) {
                 let act = ops::upload_f32(gpu, "act", &data(tokens * cols, 2));
+                let q8 = Q8Rows::new(gpu, tokens, cols);
+                let input = Input {
+                    f32: &act,
+                    q8: fast.then_some(&q8),
+                };
                 let out = ops::activations(gpu, "out", tokens * rows);
-                let kernels = ops::matmul(gpu, &g_m, &step_buf, &act, &out, Dest::Store);
+                let kernels = ops::matmul(gpu, &g_m, &step_buf, input, &out, Dest::Store);
                 let step = Step {
                     n_tokens: tokens as u32,
                     ..Default::default()
                 };
                 gpu.queue
                     .write_buffer(&step_buf, 0, bytemuck::bytes_of(&step));
-                let name = if tokens == 1 { "matvec" } else { "matmul" };
+                let name = match (tokens, fast) {
+                    (1, _) => "matvec",
+                    (_, false) => "matmul",
+                    (_, true) => "matmul_mma",
+                };
                 let mut g = c.benchmark_group(format!("{name}/{ty}"));
                 g.throughput(Throughput::Bytes(g_m.bytes * tokens as u64));
                 let id = match tokens {

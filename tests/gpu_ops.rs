@@ -251,6 +251,65 @@ fn quantized_types_match_cpu_with_8_bit_activations() {
     }
 }
 
+/// `W · act` for a batch on the fast path: what a prompt takes, on the adapter's matrix
+/// units where it has them. Added into `base` where there is one.
+fn gpu_batch_fast(gpu: &Gpu, m: &Matrix, act: &[f32], n: usize, base: &[f32]) -> Vec<f32> {
+    let g = GpuMatrix::upload(gpu, m).unwrap();
+    let step_buf = ops::step_buffer(gpu);
+    let a = ops::upload_f32(gpu, "act", act);
+    let q8 = Q8Rows::new(gpu, n, m.cols);
+    let input = Input {
+        f32: &a,
+        q8: Some(&q8),
+    };
+    let out = ops::upload_f32(gpu, "out", base);
+    let kernels = ops::matmul(gpu, &g, &step_buf, input, &out, Dest::Add);
+    let label = &kernels[0].label;
+    assert_eq!(label.contains(" mma "), gpu.matrix_units, "{label}");
+    let step = Step {
+        n_tokens: n as u32,
+        ..Default::default()
+    };
+    ops::run(gpu, &kernels, &step_buf, &step);
+    ops::read(gpu, &out, n * m.rows).unwrap()
+}
+
+#[test]
+fn batches_on_the_fast_path_match_cpu() {
+    // On matrix units (tensor cores) weights and activations go in as f16: 11 significant
+    // bits, so a relative error of a few 1e-4; elsewhere the f32 tiled product. Shapes:
+    // partial tiles of every size, odd numbers of blocks (a half-empty last pass), and
+    // sums added into the residual.
+    let gpu = gpu();
+    let bound = if gpu.matrix_units { 2e-3 } else { 1e-5 };
+    let mut rng = Rng::new(16);
+    let shapes: [(usize, usize); 3] = [(70, 224), (4160, 96), (33, 512)];
+    for ty in [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q6_K,
+    ] {
+        for (rows, cols) in shapes {
+            let cols = cols.next_multiple_of(ty.block_len());
+            let data = random_matrix(&mut rng, ty, rows, cols);
+            let m = matrix(ty, rows, cols, &data);
+            for n in [11, 70, 140] {
+                let act = normal(&mut rng, n * cols);
+                let base = normal(&mut rng, n * rows);
+                let mut want = cpu_exact(&m, &act);
+                cpu::add_assign(&mut want, &base);
+                let got = gpu_batch_fast(&gpu, &m, &act, n, &base);
+                let what = format!("{ty} {rows}x{cols} x {n} tokens, fast path");
+                assert_close(&what, &got, &want, bound);
+            }
+        }
+    }
+}
+
 #[test]
 fn activations_quantize_to_the_cpu_bytes() {
     // RMSNorm of a row of ones with no epsilon scales by exactly 1, so its output is its

@@ -9,7 +9,7 @@
 # tests on every path that machine's processor has), ops (the op tests, with and without
 # subgroups), kernels (the GPU kernel benchmarks; KERNELS filters them),
 # agree (greedy tokens and perplexity of random models, CPU against GPU), bench (pp512 and
-# tg128 fully offloaded), sweep (tg64 of the 7B shape by layers offloaded), profile (GPU
+# tg128 fully offloaded), units (pp512 with the matrix units and without), sweep (tg64 of the 7B shape by layers offloaded), profile (GPU
 # time per kernel of a generation step, from timestamps).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +64,18 @@ for stage in "$@"; do
             python3 -c "import json,sys; [print(sys.argv[1], r['test'], round(r['avg_ts'],1), '+-', round(r['stddev_ts'],1)) for r in json.load(open(sys.argv[2]))]" $shape "$OUT/bench-$shape.json"
         done
         ;;
+    units)
+        # prompts with the matrix units and without, alternating
+        for shape in smollm2-135m llama2-7b; do
+            m=$(model $shape q4_0)
+            for round in 1 2; do
+                for off in "" 1; do
+                    env ${off:+ROPEWALK_GPU_NO_MATRIX_UNITS=1} $RW bench -m "$m" -p 512 -n 0 -ngl 99 -r 3 -o json |
+                        python3 -c "import json,sys; [print(sys.argv[1], 'f32' if sys.argv[2] else 'mma', r['test'], round(r['avg_ts'],1), '+-', round(r['stddev_ts'],1)) for r in json.load(sys.stdin)]" $shape "$off"
+                done
+            done
+        done 2>&1 | tee "$OUT/units.txt"
+        ;;
     sweep)
         $RW bench -m "$(model llama2-7b q4_0)" -p 0 -n 64 --gpu-sweep 8 -r 2 -o json > "$OUT/sweep-7b.json"
         python3 -c "import json,sys; [print(r['n_gpu_layers'], r['test'], round(r['avg_ts'],1)) for r in json.load(open(sys.argv[1]))]" "$OUT/sweep-7b.json"
@@ -73,6 +85,10 @@ for stage in "$@"; do
             ROPEWALK_GPU_PROFILE=1 $RW run -m "$(model $shape q4_0)" -p "hello" -n 64 --temp 0 -ngl 99 2>&1 >/dev/null |
                 grep -A20 "GPU time per step" | sed "1s/^/$shape: /" | tee -a "$OUT/profile.txt"
         done
+        # a prompt of about 512 tokens
+        head -c 1200 /dev/urandom | base64 -w0 >"$MODELS/prompt.txt"
+        ROPEWALK_GPU_PROFILE=1 $RW run -m "$(model llama2-7b q4_0)" -f "$MODELS/prompt.txt" -n 1 --temp 0 -ngl 99 -c 2048 -b 2048 2>&1 >/dev/null |
+            grep -E "prompt|GPU time per step" -A20 | sed "1s/^/llama2-7b prompt: /" | tee -a "$OUT/profile.txt"
         ;;
     *)
         echo "unknown stage $stage" >&2

@@ -40,13 +40,16 @@ pub struct AdapterSummary {
     pub driver: String,
     pub max_binding: u64,
     pub subgroups: bool,
+    /// Whether it multiplies 16x16 f16 pieces with f32 sums on matrix units (tensor
+    /// cores), which prompts then run on.
+    pub matrix_units: bool,
 }
 
 impl fmt::Display for AdapterSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: {} ({}, {}{}), max storage binding {} MiB{}",
+            "{}: {} ({}, {}{}), max storage binding {} MiB{}{}",
             self.index,
             self.name,
             self.kind,
@@ -57,7 +60,12 @@ impl fmt::Display for AdapterSummary {
                 format!(", {}", self.driver)
             },
             self.max_binding >> 20,
-            if self.subgroups { ", subgroups" } else { "" }
+            if self.subgroups { ", subgroups" } else { "" },
+            if self.matrix_units {
+                ", f16 matrix units"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -100,7 +108,21 @@ fn summary(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
         driver: info.driver,
         max_binding: a.limits().max_storage_buffer_binding_size,
         subgroups: a.features().contains(wgpu::Features::SUBGROUP),
+        matrix_units: has_f16_matrix_units(a),
     }
+}
+
+/// Whether the adapter multiplies 16x16x16 pieces of f16 into f32 sums, the one shape
+/// `gemm_coop.wgsl` is written for (NVIDIA's tensor cores through Vulkan have it; wgpu
+/// offers Metal's 8x8 f32 pieces only).
+fn has_f16_matrix_units(a: &wgpu::Adapter) -> bool {
+    let wanted = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16;
+    a.features().contains(wanted)
+        && a.cooperative_matrix_properties().iter().any(|c| {
+            (c.m_size, c.n_size, c.k_size) == (16, 16, 16)
+                && c.ab_type == wgpu::CooperativeScalarType::F16
+                && c.cr_type == wgpu::CooperativeScalarType::F32
+        })
 }
 
 /// Every adapter wgpu can reach, in the order `--gpu-device N` counts them.
@@ -122,6 +144,9 @@ pub struct Gpu {
     /// Whether subgroups are always 32 lanes wide (and enabled), so the matrix-vector
     /// shader sums its lanes with subgroup operations.
     pub subgroups_of_32: bool,
+    /// Whether prompts run on the adapter's matrix units (`gemm_coop.wgsl`): where it has
+    /// them, unless `ROPEWALK_GPU_NO_MATRIX_UNITS` is set.
+    pub matrix_units: bool,
     pub(super) pipelines: Pipelines,
     /// The first error the device raised outside an error scope (a shader that does not
     /// compile, a lost device): kept so the next step fails with it rather than a panic.
@@ -166,10 +191,26 @@ impl Gpu {
         if super::profile::wanted() && adapter.features().contains(super::profile::FEATURES) {
             features |= super::profile::FEATURES;
         }
+        let matrix_units =
+            info.matrix_units && std::env::var_os("ROPEWALK_GPU_NO_MATRIX_UNITS").is_none();
+        let experimental_features = if matrix_units {
+            features |=
+                wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16;
+            // SAFETY: wgpu asks for this token before it enables cooperative matrices,
+            // whose implementation it does not yet call complete. One shader uses them,
+            // `gemm_coop.wgsl`, in the plainest way: loads and stores within workgroup
+            // arrays it sizes itself, at 16-byte aligned offsets, by all 32 lanes of
+            // every subgroup in uniform control flow; tests/gpu_ops.rs compares its
+            // products with the CPU's.
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("ropewalk"),
             required_features: features,
             required_limits: limits.clone(),
+            experimental_features,
             ..Default::default()
         }))
         .map_err(|e| GpuError::Device {
@@ -192,6 +233,7 @@ impl Gpu {
             info,
             max_binding,
             subgroups_of_32,
+            matrix_units,
             uncaptured,
         })
     }

@@ -34,11 +34,10 @@ fn matvec_shape(rows: usize, q8: bool) -> (u32, u32) {
     (rows_per_run, 2)
 }
 
-/// Tokens of a `gemm.wgsl` tile.
-const GEMM_TOKENS: u32 = 64;
 /// Matrices with fewer rows take tiles of 64 rows rather than 128: more workgroups for a
 /// small matrix (the 135M model's prompts ran 26% slower on 128-row tiles), fewer reads of
-/// workgroup memory for a large one (the 7B model's, 10% faster).
+/// workgroup memory for a large one (the 7B model's, 10% faster). On matrix units their
+/// tiles are 128 tokens wide too, 64 otherwise.
 const GEMM_WIDE_FROM: usize = 4096;
 
 /// What a matrix product does with its result.
@@ -152,7 +151,9 @@ pub fn matmul_into(
     let add = ("ADD", u32::from(dest == Dest::Add).to_string());
     // One token takes the integer product where it has 8-bit activations to read.
     let idot = act.q8.and(integer_dot(m.decode));
-    let (gemm, gemm_rows) = gemm_variant(m.rows, m.decode, add.clone());
+    // Batches take the matrix units on the fast path, where the adapter has them.
+    let units = gpu.matrix_units && act.q8.is_some();
+    let (gemm, (tile_rows, tile_tokens)) = gemm_variant(m.rows, m.decode, add.clone(), units);
     let matrix = gpu
         .pipelines
         .get(&gpu.device, &gemm.0, &gemm.1, &F32_PRODUCT);
@@ -198,11 +199,12 @@ pub fn matmul_into(
             let vector = gpu.pipelines.get(&gpu.device, &files, &defines, bindings);
             Kernel {
                 one: variant(&vector, shape.0 * shape.1, u32::MAX, idot.is_some()),
-                many: Some(variant(&matrix, gemm_rows, GEMM_TOKENS, false)),
+                many: Some(variant(&matrix, tile_rows, tile_tokens, false)),
                 label: format!(
-                    "matmul {}{} {}x{}",
+                    "matmul {}{}{} {}x{}",
                     m.decode.trim_start_matches("decode_"),
                     if idot.is_some() { " q8" } else { "" },
+                    if units { " mma" } else { "" },
                     c.rows,
                     m.cols
                 ),
@@ -218,16 +220,25 @@ const F32_PRODUCT: [Access; 6] = [U, U, R, R, R, RW];
 /// quants at 4 and their scales last.
 const Q8_PRODUCT: [Access; 7] = [U, U, R, R, R, RW, R];
 
-/// The tiled product's variant and the rows of its tiles: 128 for tall matrices, 64 for
-/// the others.
+/// The tiled product's variant, on the matrix units or not, and its tiles' rows and
+/// tokens.
 fn gemm_variant(
     rows: usize,
     decode: &'static str,
     add: (&'static str, String),
-) -> (ShaderVariant, u32) {
-    let bm: u32 = if rows >= GEMM_WIDE_FROM { 128 } else { 64 };
-    let files = vec!["product", "gemm", "block", decode, "act_f32"];
-    ((files, vec![add, ("BM", bm.to_string())]), bm)
+    matrix_units: bool,
+) -> (ShaderVariant, (u32, u32)) {
+    let wide = rows >= GEMM_WIDE_FROM;
+    let bm: u32 = if wide { 128 } else { 64 };
+    let mut defines = vec![add, ("BM", bm.to_string())];
+    if !matrix_units {
+        let files = vec!["product", "gemm", "block", decode, "act_f32"];
+        return ((files, defines), (bm, 64));
+    }
+    let bn: u32 = if wide { 128 } else { 64 };
+    defines.push(("BN", bn.to_string()));
+    let files = vec!["product", "gemm_coop", "block", decode, "act_f32"];
+    ((files, defines), (bm, bn))
 }
 
 /// The matrix-vector shader's files and defines, for a weight decoder and, on the fast
@@ -463,7 +474,7 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
         }
         for add in ["0", "1"] {
             for rows in [64, GEMM_WIDE_FROM] {
-                out.push(gemm_variant(rows, decode, ("ADD", add.into())).0);
+                out.push(gemm_variant(rows, decode, ("ADD", add.into()), false).0);
             }
         }
     }
@@ -485,6 +496,20 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
         }
     }
     out.push((vec!["copy"], Vec::new()));
+    out
+}
+
+/// The tiled product's variants on matrix units, which only adapters with cooperative
+/// matrices build (so no DX12 one: naga's HLSL writer has no cooperative matrices yet).
+pub fn matrix_unit_variants() -> Vec<ShaderVariant> {
+    let mut out = Vec::new();
+    for decode in super::upload::DECODERS {
+        for add in ["0", "1"] {
+            for rows in [64, GEMM_WIDE_FROM] {
+                out.push(gemm_variant(rows, decode, ("ADD", add.into()), true).0);
+            }
+        }
+    }
     out
 }
 

@@ -4,8 +4,9 @@
 //! goes (a workgroup size, a head dimension, how the KV cache stores a pair), so one
 //! file serves every variant. Every shader starts with `common.wgsl`. A matrix product is
 //! `product.wgsl` (its bindings), a driver (`matvec.wgsl` for one token, `gemm.wgsl` for
-//! several), `block.wgsl`, the weight type's `decode_*.wgsl` and the activations' side:
-//! `act_f32.wgsl`, or `act_q8.wgsl` with the type's integer dot product `idot_*.wgsl`.
+//! several, or `gemm_coop.wgsl` on matrix units), `block.wgsl`, the weight type's
+//! `decode_*.wgsl` and the activations' side: `act_f32.wgsl`, or `act_q8.wgsl` with the
+//! type's integer dot product `idot_*.wgsl`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ pub const SHADERS: &[(&str, &str)] = shaders![
     "product",
     "matvec",
     "gemm",
+    "gemm_coop",
     "block",
     "act_f32",
     "act_q8",
@@ -56,11 +58,16 @@ fn file(name: &str) -> &'static str {
 }
 
 /// The WGSL of `files` joined after `common.wgsl`, with each `{{KEY}}` replaced by its
-/// define.
+/// define. A file's `enable` directives go first, where WGSL wants them.
 pub fn source(files: &[&str], defines: &[(&str, String)]) -> String {
-    let mut text = std::iter::once("common")
+    let lines = std::iter::once("common")
         .chain(files.iter().copied())
-        .map(file)
+        .flat_map(|name| file(name).lines());
+    let (enables, body): (Vec<&str>, Vec<&str>) =
+        lines.partition(|line| line.starts_with("enable "));
+    let mut text = enables
+        .into_iter()
+        .chain(body)
         .collect::<Vec<_>>()
         .join("\n");
     for (key, value) in defines {
