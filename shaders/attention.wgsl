@@ -6,7 +6,7 @@
 // consecutive values), eight positions' loads at a time so that they overlap. Each thread
 // ends with one output value; the head's 8-bit copy follows where the product that
 // reads it wants one (`store_q8`: q8_store.wgsl at bindings 6 and 7, or q8_none.wgsl).
-// Defines: HD (head dimension = threads, a power of two from 32 to 256), KV_VEC,
+// Defines: HD (head dimension = threads, a power of two from 32 to 256), COMBINE, KV_VEC,
 // KV_LOAD8 (how eight key values are read: one vector of f16 pairs, or two of f32),
 // KV_WORD, KV_VALUE (how one value is read).
 
@@ -56,22 +56,10 @@ fn value(i: u32) -> f32 {
 }
 
 // The maximum (`take_max`) or the sum of `x` over the workgroup; every thread calls it.
+// COMBINE: through subgroup operations where subgroups are 32 lanes wide (two barriers),
+// else a tree in workgroup memory (a barrier a level).
 fn combine(x: f32, lid: u32, take_max: bool) -> f32 {
-    reduce[lid] = x;
-    workgroupBarrier();
-    for (var s = HD / 2u; s > 0u; s >>= 1u) {
-        if lid < s {
-            if take_max {
-                reduce[lid] = max(reduce[lid], reduce[lid + s]);
-            } else {
-                reduce[lid] += reduce[lid + s];
-            }
-        }
-        workgroupBarrier();
-    }
-    let r = reduce[0];
-    workgroupBarrier();
-    return r;
+    {{COMBINE}}
 }
 
 @compute @workgroup_size(HD)

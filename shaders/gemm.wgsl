@@ -29,12 +29,9 @@ fn store_weights(k: u32, r: u32, v: vec4<f32>) {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row_base = (wg.y * p.groups_x + wg.x) * BM;
-    var n = step.n_tokens;
-    var src0 = 0u;
-    if p.out_rows_only == 1u {
-        n = step.n_out;
-        src0 = step.out_first;
-    }
+    let tokens = batch_tokens();
+    let n = tokens.x;
+    let src0 = tokens.y;
     let tok_base = wg.z * BN;
     let nb = p.cols / 32u;
     // this thread's outputs: rows tr·4.. (and 64 + tr·4.. when BM is 128), tokens tc·4..

@@ -79,12 +79,9 @@ fn write_piece(c: coop_mat16x16<f32, C>, warp: u32, lane: u32, t0: u32, r0: u32,
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row_base = (wg.y * p.groups_x + wg.x) * BM;
-    var n = step.n_tokens;
-    var src0 = 0u;
-    if p.out_rows_only == 1u {
-        n = step.n_out;
-        src0 = step.out_first;
-    }
+    let tokens = batch_tokens();
+    let n = tokens.x;
+    let src0 = tokens.y;
     let tok_base = wg.z * BN;
     let nb = p.cols / 32u;
     let warp = lid / 32u;

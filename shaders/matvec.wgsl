@@ -26,10 +26,7 @@ fn sum32(x: f32, lid: u32) -> f32 {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let lane = lid % LANES;
     let row0 = ((wg.y * p.groups_x + wg.x) * GROUPS + lid / LANES) * ROWS;
-    var src = 0u;
-    if p.out_rows_only == 1u {
-        src = step.out_first;
-    }
+    let src = batch_tokens().y;
     let nb = p.cols / 32u;
     var acc: array<f32, ROWS>;
     for (var b = lane; b < nb; b += LANES) {

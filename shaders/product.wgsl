@@ -27,3 +27,12 @@ struct MatParams {
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 const ADD: u32 = {{ADD}}u;
+
+// The tokens a product reads: how many, and the first (the step's output tokens, where the
+// product makes logits for them only).
+fn batch_tokens() -> vec2<u32> {
+    if p.out_rows_only == 1u {
+        return vec2<u32>(step.n_out, step.out_first);
+    }
+    return vec2<u32>(step.n_tokens, 0u);
+}

@@ -509,21 +509,21 @@ const SHAPE: AttnShape = AttnShape {
 };
 
 /// Runs rope_store and attention (with the 8-bit copy of its output) for a step of `n`
-/// tokens at `pos0`
-/// whose rows are `qkv`, rotating by `table`; gives the rotated rows and the attention.
+/// tokens at `pos0` whose rows are `qkv`, rotating by `table`; gives the rotated rows and
+/// the attention.
 #[allow(clippy::too_many_arguments)]
 fn gpu_rope_attend(
     gpu: &Gpu,
-    kv_type: KvType,
+    (shape, kv_type): (AttnShape, KvType),
     caches: (&wgpu::Buffer, &wgpu::Buffer),
     qkv: &[f32],
     table: &[f32],
     n: usize,
     pos0: usize,
 ) -> (Vec<f32>, Vec<f32>) {
-    let hd = SHAPE.head_dim;
-    let q_dim = SHAPE.n_heads * hd;
-    let width = q_dim + 2 * SHAPE.n_kv_heads * hd;
+    let hd = shape.head_dim;
+    let q_dim = shape.n_heads * hd;
+    let width = q_dim + 2 * shape.n_kv_heads * hd;
     let step_buf = ops::step_buffer(gpu);
     let (qkv_buf, table_buf) = (
         ops::upload_f32(gpu, "qkv", qkv),
@@ -533,10 +533,10 @@ fn gpu_rope_attend(
     // With the output's 8-bit copy, checked against the CPU's bytes below.
     let q8 = Q8Rows::new(gpu, n, q_dim);
     let kernels = [
-        ops::rope_store(gpu, SHAPE, kv_type, &step_buf, &table_buf, &qkv_buf, caches),
+        ops::rope_store(gpu, shape, kv_type, &step_buf, &table_buf, &qkv_buf, caches),
         ops::attention(
             gpu,
-            SHAPE,
+            shape,
             kv_type,
             &step_buf,
             (&qkv_buf, width),
@@ -558,8 +558,12 @@ fn gpu_rope_attend(
     (ops::read(gpu, &qkv_buf, n * width).unwrap(), att)
 }
 
-fn caches(gpu: &Gpu, kv_type: KvType, n_ctx: usize) -> (wgpu::Buffer, wgpu::Buffer) {
-    let values = n_ctx * SHAPE.n_kv_heads * SHAPE.head_dim;
+fn caches(
+    gpu: &Gpu,
+    (shape, kv_type): (AttnShape, KvType),
+    n_ctx: usize,
+) -> (wgpu::Buffer, wgpu::Buffer) {
+    let values = n_ctx * shape.n_kv_heads * shape.head_dim;
     let floats = values * kv_type.bytes_per_value() / 4;
     (
         ops::activations(gpu, "k cache", floats),
@@ -590,7 +594,7 @@ fn rope_matches_cpu_for_scaled_configs() {
             original_ctx: 64,
         },
     ];
-    let (k_cache, v_cache) = caches(&gpu, KvType::F32, pos0 + n);
+    let (k_cache, v_cache) = caches(&gpu, (SHAPE, KvType::F32), pos0 + n);
     for scaling in scalings {
         let config = RopeConfig {
             dims: hd,
@@ -605,7 +609,8 @@ fn rope_matches_cpu_for_scaled_configs() {
         let (cos, sin) = rope.rows(n);
         let table: Vec<f32> = cos.iter().chain(sin).copied().collect();
         let caches = (&k_cache, &v_cache);
-        let (got, _) = gpu_rope_attend(&gpu, KvType::F32, caches, &qkv, &table, n, pos0);
+        let kinds = (SHAPE, KvType::F32);
+        let (got, _) = gpu_rope_attend(&gpu, kinds, caches, &qkv, &table, n, pos0);
         let mut want = qkv.clone();
         for (t, row) in want.chunks_mut(width).enumerate() {
             rope.apply(&mut row[..q_dim + kv_dim], t);
@@ -614,25 +619,26 @@ fn rope_matches_cpu_for_scaled_configs() {
     }
 }
 
-/// Stores a first step of keys and values, then attends a second step of tokens over
-/// all of them, with grouped heads; checks the cache write and the attention together.
-/// (The RoPE table is the identity, so the CPU side needs no rotation.)
-fn check_attention(kv_type: KvType, cache_type: CacheType, bound: f64) {
+/// Steps of tokens store their keys and values and attend over all the positions so far,
+/// with grouped heads; checks the cache write and the attention together. (The RoPE
+/// table is the identity, so the CPU side needs no rotation.) The shader walks the
+/// positions in runs of the head's size; the steps end within runs.
+fn check_attention(shape: AttnShape, kv_type: KvType, cache_type: CacheType, bound: f64) {
     let gpu = gpu();
     let mut rng = Rng::new(13);
-    let hd = SHAPE.head_dim;
-    let group = SHAPE.n_heads / SHAPE.n_kv_heads;
-    let (q_dim, kv_dim, n_ctx) = (SHAPE.n_heads * hd, SHAPE.n_kv_heads * hd, 128);
+    let hd = shape.head_dim;
+    let group = shape.n_heads / shape.n_kv_heads;
+    let (q_dim, kv_dim, n_ctx) = (shape.n_heads * hd, shape.n_kv_heads * hd, 128);
     let width = q_dim + 2 * kv_dim;
-    let (k_cache, v_cache) = caches(&gpu, kv_type, n_ctx);
+    let (k_cache, v_cache) = caches(&gpu, (shape, kv_type), n_ctx);
     let mut cpu_cache = KvCache::new(cache_type, 1, n_ctx, kv_dim);
-    // The second step sees 79 positions: more than one run of 64 (the head dimension).
-    for (pos0, n) in [(0, 70), (70, 9)] {
+    for (pos0, n) in [(0, 70), (70, 9), (79, 1), (80, 41)] {
         let qkv = normal(&mut rng, n * width);
         let mut table = vec![1.0; n * hd / 2];
         table.resize(n * hd, 0.0);
         let caches = (&k_cache, &v_cache);
-        let (_, got) = gpu_rope_attend(&gpu, kv_type, caches, &qkv, &table, n, pos0);
+        let kinds = (shape, kv_type);
+        let (_, got) = gpu_rope_attend(&gpu, kinds, caches, &qkv, &table, n, pos0);
 
         let part = |from: usize, len: usize| -> Vec<f32> {
             qkv.chunks(width)
@@ -648,7 +654,7 @@ fn check_attention(kv_type: KvType, cache_type: CacheType, bound: f64) {
         let view = cpu_cache.layer(0, pos0 + n);
         let mut want = vec![0.0; n * q_dim];
         for t in 0..n {
-            for h in 0..SHAPE.n_heads {
+            for h in 0..shape.n_heads {
                 let tile = Tile {
                     head_dim: hd,
                     group: 1,
@@ -661,7 +667,7 @@ fn check_attention(kv_type: KvType, cache_type: CacheType, bound: f64) {
             }
         }
         assert_close(
-            &format!("attention {kv_type:?} at {pos0}"),
+            &format!("attention {shape:?} {kv_type:?}, {n} tokens at {pos0}"),
             &got,
             &want,
             bound,
@@ -669,12 +675,36 @@ fn check_attention(kv_type: KvType, cache_type: CacheType, bound: f64) {
     }
 }
 
+/// Heads of the sizes the shader takes: 64 (grouped), 128, 32 (grouped 4 to 1) and 256.
+const SHAPES: [AttnShape; 4] = [
+    SHAPE,
+    AttnShape {
+        n_heads: 4,
+        n_kv_heads: 4,
+        head_dim: 128,
+    },
+    AttnShape {
+        n_heads: 4,
+        n_kv_heads: 1,
+        head_dim: 32,
+    },
+    AttnShape {
+        n_heads: 2,
+        n_kv_heads: 1,
+        head_dim: 256,
+    },
+];
+
 #[test]
 fn attention_matches_cpu_with_an_f32_cache() {
-    check_attention(KvType::F32, CacheType::F32, 1e-5);
+    for shape in SHAPES {
+        check_attention(shape, KvType::F32, CacheType::F32, 1e-5);
+    }
 }
 
 #[test]
 fn attention_matches_cpu_with_an_f16_cache() {
-    check_attention(KvType::F16, CacheType::F16, 1e-5);
+    for shape in SHAPES {
+        check_attention(shape, KvType::F16, CacheType::F16, 1e-5);
+    }
 }

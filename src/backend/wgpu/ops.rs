@@ -424,7 +424,8 @@ pub fn attention<'a>(
     out: impl Into<Input<'a>>,
 ) -> Kernel {
     let scale = 1.0 / (shape.head_dim as f32).sqrt();
-    let variant = (vec!["attention"], attention_defines(ty, shape.head_dim));
+    let defines = attention_defines(ty, shape.head_dim, gpu.subgroups_of_32);
+    let variant = (vec!["attention"], defines);
     let inputs = vec![(q, R), (k_cache, R), (v_cache, R)];
     let ((files, defines), buffers) = with_copy(variant, inputs, out.into());
     single_kernel(
@@ -445,11 +446,59 @@ pub fn attention<'a>(
     )
 }
 
-fn attention_defines(ty: KvType, head_dim: usize) -> Vec<(&'static str, String)> {
-    let mut defines = vec![("HD", head_dim.to_string())];
+fn attention_defines(
+    ty: KvType,
+    head_dim: usize,
+    subgroups_of_32: bool,
+) -> Vec<(&'static str, String)> {
+    let combine = if subgroups_of_32 {
+        SUBGROUP_COMBINE
+    } else {
+        TREE_COMBINE
+    };
+    let mut defines = vec![
+        ("HD", head_dim.to_string()),
+        ("COMBINE", combine.to_string()),
+    ];
     defines.extend(ty.load_defines());
     defines
 }
+
+/// `combine` of attention.wgsl through subgroup operations: each subgroup's result, then
+/// the HD / 32 of them.
+const SUBGROUP_COMBINE: &str = "if take_max {
+        reduce[lid] = subgroupMax(x);
+    } else {
+        reduce[lid] = subgroupAdd(x);
+    }
+    workgroupBarrier();
+    var r = reduce[0];
+    for (var i = 32u; i < HD; i += 32u) {
+        if take_max {
+            r = max(r, reduce[i]);
+        } else {
+            r += reduce[i];
+        }
+    }
+    workgroupBarrier();
+    return r;";
+
+/// `combine` of attention.wgsl through workgroup memory: a tree over the workgroup.
+const TREE_COMBINE: &str = "reduce[lid] = x;
+    workgroupBarrier();
+    for (var s = HD / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            if take_max {
+                reduce[lid] = max(reduce[lid], reduce[lid + s]);
+            } else {
+                reduce[lid] += reduce[lid + s];
+            }
+        }
+        workgroupBarrier();
+    }
+    let r = reduce[0];
+    workgroupBarrier();
+    return r;";
 
 /// A shader's files and defines.
 pub type ShaderVariant = (Vec<&'static str>, Vec<(&'static str, String)>);
@@ -487,7 +536,10 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
     for ty in [KvType::F32, KvType::F16] {
         out.push((vec!["rope_store"], ty.store_defines().to_vec()));
         for head_dim in [64, 128] {
-            makers.push(((vec!["attention"], attention_defines(ty, head_dim)), 5));
+            for subgroups in [false, true] {
+                let defines = attention_defines(ty, head_dim, subgroups);
+                makers.push(((vec!["attention"], defines), 5));
+            }
         }
     }
     for (variant, out_binding) in makers {
