@@ -112,12 +112,16 @@ fn summary(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
     }
 }
 
-/// Whether the adapter multiplies 16x16x16 pieces of f16 into f32 sums, the one shape
-/// `gemm_coop.wgsl` is written for (NVIDIA's tensor cores through Vulkan have it; wgpu
-/// offers Metal's 8x8 f32 pieces only).
+/// Whether the adapter multiplies 16x16x16 pieces of f16 into f32 sums in subgroups of
+/// 32 lanes, what `gemm_coop.wgsl` is written for (its 256 threads are 8 subgroups, each
+/// with its own pieces). NVIDIA's tensor cores through Vulkan have it; wgpu offers
+/// Metal's 8x8 f32 pieces only, and a GPU of 64-lane subgroups would share pieces
+/// between two of the shader's subgroups.
 fn has_f16_matrix_units(a: &wgpu::Adapter) -> bool {
     let wanted = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16;
+    let info = a.get_info();
     a.features().contains(wanted)
+        && (info.subgroup_min_size, info.subgroup_max_size) == (32, 32)
         && a.cooperative_matrix_properties().iter().any(|c| {
             (c.m_size, c.n_size, c.k_size) == (16, 16, 16)
                 && c.ab_type == wgpu::CooperativeScalarType::F16
