@@ -7,8 +7,8 @@ enable wgpu_cooperative_matrix;
 // through the columns two blocks (64 values) at a time: the threads decode the tile's
 // weight blocks (the type's `block_values`, appended with `block.wgsl`) and load the
 // tokens' activations, both as f16 into workgroup memory; then each of the 8 subgroups
-// multiplies 16x16 pieces of them into its share of the tile, TT pieces of tokens by TR
-// of rows, with f32 sums. The sums go out through workgroup memory a piece at a time, so
+// (of 32 lanes) multiplies 16x16 pieces of them into its share of the tile, TT pieces of
+// tokens by TR of rows, with f32 sums. The sums go out through workgroup memory a piece at a time, so
 // that partial tiles and the residual add are plain per-value writes.
 //
 // Workgroup memory holds a column's values across the tile (k-major): the threads that
