@@ -18,7 +18,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ropewalk::quant::acts::Acts;
 use ropewalk::quant::kernels::{Kernels, Path, WEIGHT_TYPES};
-use ropewalk::quant::packed::{PackedJob, PackedMatrix};
+use ropewalk::quant::packed::{PackedJob, PackedMatrix, LAYOUTS};
 use ropewalk::quant::{quantize, GgmlType};
 
 use common::data;
@@ -120,13 +120,7 @@ fn tile(c: &mut Criterion) {
 }
 
 fn packed(c: &mut Criterion) {
-    for ty in [
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q5_0,
-        GgmlType::Q5_1,
-        GgmlType::Q8_0,
-    ] {
+    for ty in LAYOUTS.map(|l| l.ty) {
         for (rows, n_tok) in [(256, 1), (64, 64)] {
             let w = weights(ty, rows);
             let row_bytes = ty.bytes_for(COLS as u64).unwrap() as usize;

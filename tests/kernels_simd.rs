@@ -341,21 +341,16 @@ fn a_path_the_cpu_lacks_is_refused() {
     }
 }
 
-/// Matrices repacked at load (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): every path's kernel equals the scalar one
-/// bit for bit (the same operations in the same order), and each output is the reference
-/// dot product of its row within the float tolerance, exactly on integer data.
+/// Matrices repacked at load (every type of `LAYOUTS`): every path's kernel equals the
+/// scalar one bit for bit (the same operations in the same order), and each output is the
+/// reference dot product of its row within the float tolerance, exactly on integer data.
 #[test]
 fn repacked_kernels_match_the_scalar_kernel() {
-    use ropewalk::quant::packed::{Layout, PackedJob, PackedMatrix};
+    use ropewalk::quant::packed::{PackedJob, PackedMatrix, LAYOUTS};
     let mut rng = Rng::new(5);
     let scalar = Kernels::for_path(Path::Scalar).unwrap();
-    for ty in [
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q5_0,
-        GgmlType::Q5_1,
-        GgmlType::Q8_0,
-    ] {
+    for layout in LAYOUTS {
+        let ty = layout.ty;
         let reference = scalar.for_type(ty).unwrap();
         let (fmt, a_ty) = (ActFormat::for_weight(ty).unwrap(), dot::vec_dot_type(ty));
         for (rows, n) in [(16, 32), (32, 96), (48, 576), (16, 1056)] {
@@ -389,7 +384,7 @@ fn repacked_kernels_match_the_scalar_kernel() {
                     let run = |k: &Kernels| {
                         let mut out = vec![f32::NAN; n_tok * (rows + 3)];
                         let job = PackedJob {
-                            layout: Layout::of(ty).unwrap(),
+                            layout,
                             groups: packed.groups(0, rows),
                             cols: n,
                             acts: acts.bytes(),

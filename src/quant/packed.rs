@@ -88,12 +88,13 @@ pub const Q8_0: Layout = Layout {
     bias: 0,
 };
 
+/// Every type with a group layout.
+pub const LAYOUTS: [Layout; 5] = [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0];
+
 impl Layout {
     /// The layout of type `ty`, if it has one.
     pub fn of(ty: GgmlType) -> Option<Layout> {
-        [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0]
-            .into_iter()
-            .find(|l| l.ty == ty)
+        LAYOUTS.into_iter().find(|l| l.ty == ty)
     }
 
     /// The activations a kernel multiplies this type with.
@@ -140,15 +141,26 @@ impl Layout {
         (cols / QK).div_ceil(2) * self.pair_bytes()
     }
 
-    /// Where a stored block keeps its min, its fifth bits and its quants (its scale is
-    /// first).
-    fn stored(&self) -> (Option<usize>, Option<usize>, usize) {
-        match self.ty {
-            GgmlType::Q4_1 => (Some(2), None, 4),
-            GgmlType::Q5_0 => (None, Some(2), 6),
-            GgmlType::Q5_1 => (Some(2), Some(4), 8),
-            _ => (None, None, 2),
+    /// The lines of block `b`'s pair that a kernel prefetches with it: the first half
+    /// (rounded up) with the pair's first block, the rest with its second.
+    #[inline(always)]
+    pub const fn prefetch_lines(&self, b: usize) -> std::ops::Range<usize> {
+        let lines = self.pair_bytes() / 64;
+        let first = lines.div_ceil(2);
+        if b.is_multiple_of(2) {
+            0..first
+        } else {
+            first..lines
         }
+    }
+
+    /// Where a stored block keeps its min, its fifth bits and its quants: after its f16
+    /// scale, each present in that order.
+    fn stored(&self) -> (Option<usize>, Option<usize>, usize) {
+        let m_at = self.mins.then_some(2);
+        let qh_at = 2 + 2 * self.mins as usize;
+        let qs_at = qh_at + 4 * self.fifth as usize;
+        (m_at, self.fifth.then_some(qh_at), qs_at)
     }
 }
 
@@ -328,6 +340,7 @@ pub type PackedFn = unsafe fn(job: &PackedJob);
 pub unsafe fn scalar(job: &PackedJob) {
     let l = job.layout;
     let nb = job.cols / QK;
+    let fmt = l.act_format();
     let f16 = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]).to_f32();
     for (g, group) in job
         .groups
@@ -335,7 +348,6 @@ pub unsafe fn scalar(job: &PackedJob) {
         .enumerate()
     {
         for t in 0..job.n_tok {
-            let fmt = l.act_format();
             let a = ActRow::new(fmt, job.cols, &job.acts[t * job.act_stride..]);
             let mut acc = [0.0f32; GROUP_ROWS];
             for b in 0..nb {

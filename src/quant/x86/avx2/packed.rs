@@ -82,9 +82,6 @@ unsafe fn tile<P: Packed, const TN: usize>(job: &PackedJob, group: *const u8, g:
     let l = P::L;
     let signed = l.vectors == 8;
     let nb = job.cols / 32;
-    // The pair's lines, split between its two blocks for prefetching.
-    let lines = l.pair_bytes() / 64;
-    let first_lines = lines.div_ceil(2);
     // SAFETY: the job passed `check` with this layout: the group holds `nb` blocks;
     // tokens t0..t0 + TN have activation rows of `cols` (with `s` for Q4_1's Q8_1 rows);
     // `out` is the caller's.
@@ -96,12 +93,7 @@ unsafe fn tile<P: Packed, const TN: usize>(job: &PackedJob, group: *const u8, g:
         for b in 0..nb {
             let q = group.add(l.qs_offset(b));
             let ahead = group.wrapping_add(b / 2 * l.pair_bytes() + PREFETCH_AHEAD);
-            let (from, to) = if b % 2 == 0 {
-                (0, first_lines)
-            } else {
-                (first_lines, lines)
-            };
-            for line in from..to {
+            for line in l.prefetch_lines(b) {
                 _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * line).cast());
             }
             for half in 0..2 {

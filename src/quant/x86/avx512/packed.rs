@@ -26,7 +26,7 @@ unsafe fn tile<const TN: usize>(job: &PackedJob, group: *const u8, g: usize, t0:
             // The pair's nine lines, that far ahead: five with its first block, four with
             // its second.
             let ahead = group.wrapping_add(b / 2 * Q4_0.pair_bytes() + PREFETCH_AHEAD);
-            for l in b % 2 * 5..5 + b % 2 * 4 {
+            for l in Q4_0.prefetch_lines(b) {
                 _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * l).cast());
             }
             let mut lo = [_mm512_setzero_si512(); 4];
