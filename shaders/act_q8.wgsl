@@ -1,7 +1,7 @@
 // Activations quantized to 8 bits in blocks of 32 (q8_store.wgsl writes them), which the
-// fast matrix-vector product reads: a weight block as signed bytes (the type's `weight_q8`, in its
-// idot_*.wgsl) meets them in `dot4I8Packed`, four products a call, and the scales are
-// applied once to each integer sum. A block is 40 bytes rather than 128, and decoding
+// fast matrix-vector product reads: a weight block as signed bytes (the type's
+// `weight_q8`, in its idot_*.wgsl) meets them in `dot4I8Packed`, four products a call,
+// and the scales are applied once to each integer sum. A block is 40 bytes rather than 128, and decoding
 // weights to floats is left out.
 
 // [n_tokens][blocks][2]: values 0-15 of a block, then 16-31, as signed bytes (value j at

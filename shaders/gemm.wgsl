@@ -97,12 +97,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         for (var j = 0u; j < 4u; j++) {
             let t = tok_base + tc * 4u + j;
             if row < p.rows && t < n {
-                let o = t * p.out_stride + p.row_offset + row;
-                if ADD == 1u {
-                    out[o] += accs[i][j];
-                } else {
-                    out[o] = accs[i][j];
-                }
+                store_out(t, row, accs[i][j]);
             }
         }
     }

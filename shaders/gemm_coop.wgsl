@@ -65,12 +65,7 @@ fn write_piece(c: coop_mat16x16<f32, C>, warp: u32, lane: u32, t0: u32, r0: u32,
         let t = t0 + e / 16u;
         let row = r0 + e % 16u;
         if row < p.rows && t < n {
-            let o = t * p.out_stride + p.row_offset + row;
-            if ADD == 1u {
-                out[o] += stage[s + e];
-            } else {
-                out[o] = stage[s + e];
-            }
+            store_out(t, row, stage[s + e]);
         }
     }
     workgroupBarrier();

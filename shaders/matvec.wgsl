@@ -39,12 +39,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let total = sum32(acc[r], lid);
         let row = row0 + r;
         if lane == 0u && row < p.rows {
-            let o = p.row_offset + row;
-            if ADD == 1u {
-                out[o] += total;
-            } else {
-                out[o] = total;
-            }
+            store_out(0u, row, total);
         }
     }
 }

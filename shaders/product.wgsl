@@ -1,5 +1,6 @@
-// What both matrix-product drivers (matvec.wgsl, gemm.wgsl) bind: the product of rows of a
-// weight matrix with activation rows, written to (or, with ADD = 1, added into) `out`.
+// What the matrix-product drivers (matvec.wgsl, gemm.wgsl, gemm_coop.wgsl) bind: the
+// product of rows of a weight matrix with activation rows, written to (or, with ADD = 1,
+// added into) `out`.
 // The activations (binding 4, and 6 for 8-bit ones) are declared by act_f32.wgsl or
 // act_q8.wgsl.
 
@@ -35,4 +36,15 @@ fn batch_tokens() -> vec2<u32> {
         return vec2<u32>(step.n_out, step.out_first);
     }
     return vec2<u32>(step.n_tokens, 0u);
+}
+
+// Stores (or, with ADD = 1, adds) `v`, the sum of row `row` of this slice for output
+// token `t`.
+fn store_out(t: u32, row: u32, v: f32) {
+    let o = t * p.out_stride + p.row_offset + row;
+    if ADD == 1u {
+        out[o] += v;
+    } else {
+        out[o] = v;
+    }
 }
