@@ -521,12 +521,8 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
                 }
             }
         }
-        for add in ["0", "1"] {
-            for rows in [64, GEMM_WIDE_FROM] {
-                out.push(gemm_variant(rows, decode, ("ADD", add.into()), false).0);
-            }
-        }
     }
+    out.extend(gemm_variants(false));
     // The shaders that make a product's input, with and without its 8-bit copy, by the
     // binding of their output.
     let mut makers = vec![
@@ -554,11 +550,17 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
 /// The tiled product's variants on matrix units, which only adapters with cooperative
 /// matrices build (so no DX12 one: naga's HLSL writer has no cooperative matrices yet).
 pub fn matrix_unit_variants() -> Vec<ShaderVariant> {
+    gemm_variants(true)
+}
+
+/// The tiled product's variants, on matrix units or not, for every decoder, with the
+/// residual add and without, in both tile heights.
+fn gemm_variants(matrix_units: bool) -> Vec<ShaderVariant> {
     let mut out = Vec::new();
     for decode in super::upload::DECODERS {
         for add in ["0", "1"] {
             for rows in [64, GEMM_WIDE_FROM] {
-                out.push(gemm_variant(rows, decode, ("ADD", add.into()), true).0);
+                out.push(gemm_variant(rows, decode, ("ADD", add.into()), matrix_units).0);
             }
         }
     }
