@@ -78,18 +78,34 @@ fn matrix(ty: GgmlType, rows: usize, cols: usize, data: &[u8]) -> Matrix<'_> {
     }
 }
 
-/// `W · act` on the GPU for `n` tokens, into a fresh output (or added to `base`).
-fn gpu_matmul(gpu: &Gpu, m: &Matrix, act: &[f32], n: usize, base: Option<&[f32]>) -> Vec<f32> {
+/// `W · act` on the GPU for `n` tokens, into a fresh output (or added to `base`). With
+/// `fast`, the input has an 8-bit copy, as on the fast path, whose batches take the
+/// adapter's matrix units where it has them (the copy itself is only read by one token's
+/// product, which `gpu_matvec_q8` checks).
+fn gpu_matmul(
+    gpu: &Gpu,
+    m: &Matrix,
+    (act, n): (&[f32], usize),
+    base: Option<&[f32]>,
+    fast: bool,
+) -> Vec<f32> {
     let g = GpuMatrix::upload(gpu, m).unwrap();
     let step_buf = ops::step_buffer(gpu);
     let a = ops::upload_f32(gpu, "act", act);
+    let q8 = Q8Rows::new(gpu, n, m.cols);
+    let input = Input {
+        f32: &a,
+        q8: fast.then_some(&q8),
+    };
     let out = ops::upload_f32(gpu, "out", base.unwrap_or(&vec![0.0; n * m.rows]));
     let dest = if base.is_some() {
         Dest::Add
     } else {
         Dest::Store
     };
-    let kernels = ops::matmul(gpu, &g, &step_buf, &a, &out, dest);
+    let kernels = ops::matmul(gpu, &g, &step_buf, input, &out, dest);
+    let label = &kernels[0].label;
+    assert_eq!(label.contains(" mma "), fast && gpu.matrix_units, "{label}");
     let step = Step {
         n_tokens: n as u32,
         ..Default::default()
@@ -221,7 +237,7 @@ fn matmul_matches_cpu_for_every_type() {
         for n in [1, 11, 70] {
             let act = normal(&mut rng, n * cols);
             let want = cpu_exact(&m, &act);
-            let got = gpu_matmul(&gpu, &m, &act, n, None);
+            let got = gpu_matmul(&gpu, &m, (&act, n), None, false);
             assert_close(&format!("{ty} x {n} tokens"), &got, &want, bound);
         }
     }
@@ -249,29 +265,6 @@ fn quantized_types_match_cpu_with_8_bit_activations() {
             assert_close(&format!("{ty} {rows}x{cols}, 8-bit"), &got, &want, 1e-5);
         }
     }
-}
-
-/// `W · act` for a batch on the fast path: what a prompt takes, on the adapter's matrix
-/// units where it has them. Added into `base` where there is one.
-fn gpu_batch_fast(gpu: &Gpu, m: &Matrix, act: &[f32], n: usize, base: &[f32]) -> Vec<f32> {
-    let g = GpuMatrix::upload(gpu, m).unwrap();
-    let step_buf = ops::step_buffer(gpu);
-    let a = ops::upload_f32(gpu, "act", act);
-    let q8 = Q8Rows::new(gpu, n, m.cols);
-    let input = Input {
-        f32: &a,
-        q8: Some(&q8),
-    };
-    let out = ops::upload_f32(gpu, "out", base);
-    let kernels = ops::matmul(gpu, &g, &step_buf, input, &out, Dest::Add);
-    let label = &kernels[0].label;
-    assert_eq!(label.contains(" mma "), gpu.matrix_units, "{label}");
-    let step = Step {
-        n_tokens: n as u32,
-        ..Default::default()
-    };
-    ops::run(gpu, &kernels, &step_buf, &step);
-    ops::read(gpu, &out, n * m.rows).unwrap()
 }
 
 #[test]
@@ -302,7 +295,7 @@ fn batches_on_the_fast_path_match_cpu() {
                 let base = normal(&mut rng, n * rows);
                 let mut want = cpu_exact(&m, &act);
                 cpu::add_assign(&mut want, &base);
-                let got = gpu_batch_fast(&gpu, &m, &act, n, &base);
+                let got = gpu_matmul(&gpu, &m, (&act, n), Some(&base), true);
                 let what = format!("{ty} {rows}x{cols} x {n} tokens, fast path");
                 assert_close(&what, &got, &want, bound);
             }
@@ -392,7 +385,7 @@ fn tall_matrices_take_wide_tiles() {
     let m = matrix(GgmlType::Q8_0, rows, cols, &data);
     for n in [1, 70] {
         let act = normal(&mut rng, n * cols);
-        let got = gpu_matmul(&gpu, &m, &act, n, None);
+        let got = gpu_matmul(&gpu, &m, (&act, n), None, false);
         assert_close(
             &format!("{rows} rows x {n} tokens"),
             &got,
@@ -419,7 +412,7 @@ fn matmul_adds_into_the_residual_and_splits_large_matrices() {
         let base = normal(&mut rng, n * rows);
         let mut want = cpu_exact(&m, &act);
         cpu::add_assign(&mut want, &base);
-        let got = gpu_matmul(&small, &m, &act, n, Some(&base));
+        let got = gpu_matmul(&small, &m, (&act, n), Some(&base), false);
         assert_close(&format!("{ty} split and added"), &got, &want, 1e-5);
     }
 }
