@@ -1,14 +1,23 @@
 // Causal attention of each (query head, token) over the layer's cached keys and values:
 // token t sees positions 0..=pos0 + t. One workgroup of HD threads per (head, token)
-// walks the positions HD at a time: thread i scores position i of the run against the
-// query (a key row, read as vectors), the run's maximum and sum update a running softmax,
-// then thread d adds the run's weighted values at dimension d (consecutive threads read
-// consecutive values), eight positions' loads at a time so that they overlap. Each thread
-// ends with one output value; the head's 8-bit copy follows where the product that
-// reads it wants one (`store_q8`: q8_store.wgsl at bindings 6 and 7, or q8_none.wgsl).
-// Defines: HD (head dimension = threads, a power of two from 32 to 256), COMBINE, KV_VEC,
-// KV_LOAD8 (how eight key values are read: one vector of f16 pairs, or two of f32),
-// KV_WORD, KV_VALUE (how one value is read).
+// walks the cached positions before the token's own HD at a time: thread i scores
+// position i of the run against the query (a key row, read as vectors), the run's maximum
+// and sum update a running softmax, then thread d adds the run's weighted values at
+// dimension d (consecutive threads read consecutive values), eight positions' loads at a
+// time so that they overlap. The token's own key and value come last, from its qkv row
+// (rounded as the cache rounds them), so that no workgroup waits on another's cache write.
+// Each thread ends with one output value; the head's 8-bit copy follows where the product
+// that reads it wants one (`store_q8`: q8_store.wgsl at bindings 7 and 8, or
+// q8_none.wgsl).
+// With ROPE = 1 (a step of one token), the shader also does rope_store.wgsl's work for its
+// head: it rotates the query and key by the table's row and, in the first workgroup of a
+// group of query heads, writes the key and value into the caches; one dispatch a layer
+// fewer. Batches (ROPE = 0) need every token's key cached before any token attends, so
+// rope_store runs first and has rotated q and k in place.
+// Defines: HD (head dimension = threads, a power of two from 32 to 256), ROPE, COMBINE,
+// KV_VEC, KV_LOAD8 and KV_STORE8 (how eight key values are read and written: one vector
+// of f16 pairs, or two of f32), KV_WORD, KV_VALUE and KV_STORE_VALUES8 (how values are
+// read, one at a time, and written, eight), KV_ROUND (a value as the cache keeps it).
 
 struct AttnParams {
     n_heads: u32,
@@ -24,20 +33,27 @@ struct AttnParams {
 @group(0) @binding(0) var<uniform> p: AttnParams;
 @group(0) @binding(1) var<uniform> step: Step;
 // [n_tokens][q_stride]: each token's n_heads query heads of HD first
-@group(0) @binding(2) var<storage, read> q: array<f32>;
-// [n_ctx][kv_dim] each
-@group(0) @binding(3) var<storage, read> k_cache: array<{{KV_VEC}}>;
-@group(0) @binding(4) var<storage, read> v_cache: array<{{KV_WORD}}>;
+// [n_tokens][HD / 2] cos, then [n_tokens][HD / 2] sin (read with ROPE = 1)
+@group(0) @binding(2) var<storage, read> table: array<f32>;
+// [n_tokens][q_stride]: each token's n_heads query heads of HD, then its key heads and its
+// value heads (kv_dim each)
+@group(0) @binding(3) var<storage, read> qkv: array<f32>;
+// [n_ctx][kv_dim] each (written with ROPE = 1)
+@group(0) @binding(4) var<storage, read_write> k_cache: array<{{KV_VEC}}>;
+@group(0) @binding(5) var<storage, read_write> v_cache: array<{{KV_WORD}}>;
 // [n_tokens][n_heads][HD]
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
 const HD: u32 = {{HD}}u;
+const ROPE: u32 = {{ROPE}}u;
 // below any score, yet finite: exp(LOW - LOW) is 1, not NaN
 const LOW: f32 = -3.0e38;
 
 var<workgroup> q_row: array<f32, HD>;
 var<workgroup> weights: array<f32, HD>;
 var<workgroup> reduce: array<f32, HD>;
+// the token's own key and value
+var<workgroup> own: array<vec2<f32>, HD>;
 
 // Eight cached key values.
 struct Eight {
@@ -50,9 +66,58 @@ fn load8(i: u32) -> Eight {
     {{KV_LOAD8}}
 }
 
+// Writes key values 8i..8i + 7.
+fn store8(i: u32, e: Eight) {
+    {{KV_STORE8}}
+}
+
 // Value number `i`, counted from the cache's start.
 fn value(i: u32) -> f32 {
     {{KV_VALUE}}
+}
+
+// Writes values 8i..8i + 7.
+fn store_values8(i: u32, e: Eight) {
+    {{KV_STORE_VALUES8}}
+}
+
+// `x` as the cache keeps it.
+fn round_kv(x: f32) -> f32 {
+    {{KV_ROUND}}
+}
+
+// `x` rounded to the nearest f16 (ties to even), as pack2x16float stores it, in integer
+// and exact float steps: a compiler may fold unpack2x16float(pack2x16float(x)) into x.
+fn f16_round(x: f32) -> f32 {
+    let a = abs(x);
+    if a < 6.1035156e-5 {
+        // f16's subnormals: multiples of 2^-24
+        return round(x * 16777216.0) / 16777216.0;
+    }
+    if a >= 65520.0 {
+        return bitcast<f32>((bitcast<u32>(x) & 0x80000000u) | 0x7f800000u);
+    }
+    // 13 of f32's 23 mantissa bits go
+    let b = bitcast<u32>(x);
+    return bitcast<f32>((b + 0xFFFu + ((b >> 13u) & 1u)) & 0xFFFFE000u);
+}
+
+// Dimensions i..i + 7 of the token's own key (c = 0) or value (c = 1).
+fn own8(i: u32, c: u32) -> Eight {
+    return Eight(vec4<f32>(own[i][c], own[i + 1u][c], own[i + 2u][c], own[i + 3u][c]),
+        vec4<f32>(own[i + 4u][c], own[i + 5u][c], own[i + 6u][c], own[i + 7u][c]));
+}
+
+// Dimension `lid` of a head whose pair (lid & ~1, lid | 1) is (x, y), rotated by the
+// token's RoPE row as rope_store.wgsl rotates it.
+fn rotated(x: f32, y: f32, t: u32, lid: u32) -> f32 {
+    let pair = lid / 2u;
+    let c = table[t * (HD / 2u) + pair];
+    let s = table[(step.n_tokens + t) * (HD / 2u) + pair];
+    if lid % 2u == 0u {
+        return x * c - y * s;
+    }
+    return x * s + y * c;
 }
 
 // The maximum (`take_max`) or the sum of `x` over the workgroup; every thread calls it.
@@ -66,11 +131,31 @@ fn combine(x: f32, lid: u32, take_max: bool) -> f32 {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let h = wg.x;
     let t = wg.y;
-    q_row[lid] = q[t * p.q_stride + h * HD + lid];
-    workgroupBarrier();
-
     let kv_base = (h / p.group) * HD;
-    let seen = step.pos0 + t + 1u;
+    let qkv_row = t * p.q_stride;
+    let k_at = qkv_row + p.n_heads * HD + kv_base + lid;
+    q_row[lid] = qkv[qkv_row + h * HD + lid];
+    own[lid] = vec2<f32>(qkv[k_at], qkv[k_at + p.kv_dim]);
+    if ROPE == 1u {
+        workgroupBarrier();
+        let x = lid & ~1u;
+        let y = lid | 1u;
+        let q_rot = rotated(q_row[x], q_row[y], t, lid);
+        let k_rot = rotated(own[x].x, own[y].x, t, lid);
+        workgroupBarrier();
+        q_row[lid] = q_rot;
+        own[lid].x = k_rot;
+    }
+    own[lid] = vec2<f32>(round_kv(own[lid].x), round_kv(own[lid].y));
+    workgroupBarrier();
+    if ROPE == 1u && h % p.group == 0u && lid % 8u == 0u {
+        let i = ((step.pos0 + t) * p.kv_dim + kv_base + lid) / 8u;
+        store8(i, own8(lid, 0u));
+        store_values8(i, own8(lid, 1u));
+    }
+
+    // the positions before the token's own, from the caches
+    let seen = step.pos0 + t;
     var m = LOW;
     var l = 0.0;
     var acc = 0.0;
@@ -116,6 +201,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         m = m_new;
         workgroupBarrier();
     }
+    // the token's own position
+    let s_own = combine(q_row[lid] * own[lid].x, lid, false) * p.scale;
+    let m_new = max(m, s_own);
+    let e_own = exp(s_own - m_new);
+    let correction = exp(m - m_new);
+    l = l * correction + e_own;
+    acc = acc * correction + e_own * own[lid].y;
+
     let o = (t * p.n_heads + h) * HD;
     reduce[lid] = acc / l;
     out[o + lid] = reduce[lid];

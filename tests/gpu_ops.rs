@@ -529,9 +529,9 @@ fn gpu_rope_attend(
         ops::rope_store(gpu, shape, kv_type, &step_buf, &table_buf, &qkv_buf, caches),
         ops::attention(
             gpu,
-            shape,
-            kv_type,
+            (shape, kv_type),
             &step_buf,
+            &table_buf,
             (&qkv_buf, width),
             caches,
             Input {
@@ -612,10 +612,11 @@ fn rope_matches_cpu_for_scaled_configs() {
     }
 }
 
-/// Steps of tokens store their keys and values and attend over all the positions so far,
-/// with grouped heads; checks the cache write and the attention together. (The RoPE
-/// table is the identity, so the CPU side needs no rotation.) The shader walks the
-/// positions in runs of the head's size; the steps end within runs.
+/// Steps of tokens rotate their queries and keys, store their keys and values and attend
+/// over all the positions so far, with grouped heads; checks RoPE, the cache write and the
+/// attention together. Steps of one token (the first at position 0) do all three in the
+/// attention kernel, batches in rope_store first. The shader walks the positions in runs
+/// of the head's size; the steps end within runs.
 fn check_attention(shape: AttnShape, kv_type: KvType, cache_type: CacheType, bound: f64) {
     let gpu = gpu();
     let mut rng = Rng::new(13);
@@ -625,14 +626,25 @@ fn check_attention(shape: AttnShape, kv_type: KvType, cache_type: CacheType, bou
     let width = q_dim + 2 * kv_dim;
     let (k_cache, v_cache) = caches(&gpu, (shape, kv_type), n_ctx);
     let mut cpu_cache = KvCache::new(cache_type, 1, n_ctx, kv_dim);
-    for (pos0, n) in [(0, 70), (70, 9), (79, 1), (80, 41)] {
-        let qkv = normal(&mut rng, n * width);
-        let mut table = vec![1.0; n * hd / 2];
-        table.resize(n * hd, 0.0);
+    let mut rope = Rope::new(RopeConfig {
+        dims: hd,
+        freq_base: 10000.0,
+        scaling: RopeScaling::None,
+        trained_ctx: n_ctx,
+        ntk_alpha: None,
+    });
+    for (pos0, n) in [(0, 1), (1, 69), (70, 9), (79, 1), (80, 41), (121, 1)] {
+        let mut qkv = normal(&mut rng, n * width);
+        rope.prepare(pos0, n, pos0 + n);
+        let (cos, sin) = rope.rows(n);
+        let table: Vec<f32> = cos.iter().chain(sin).copied().collect();
         let caches = (&k_cache, &v_cache);
         let kinds = (shape, kv_type);
         let (_, got) = gpu_rope_attend(&gpu, kinds, caches, &qkv, &table, n, pos0);
 
+        for (t, row) in qkv.chunks_mut(width).enumerate() {
+            rope.apply(&mut row[..q_dim + kv_dim], t);
+        }
         let part = |from: usize, len: usize| -> Vec<f32> {
             qkv.chunks(width)
                 .flat_map(|row| row[from..from + len].to_vec())

@@ -103,38 +103,74 @@ impl Variant {
     }
 }
 
-/// A dispatch ready to encode: one variant for a single token and, for matrix
-/// products, one for several.
+/// Which variant of a kernel a step runs, by its number of tokens.
+pub(super) enum Variants {
+    /// The same for every step.
+    Same(Variant),
+    /// One for a single token, another for several (a matrix product: a matrix-vector
+    /// product, or a tiled one).
+    ByTokens { one: Variant, many: Variant },
+    /// Nothing for a single token, where another kernel does this one's work (RoPE and
+    /// the cache write, in the attention); this for several.
+    BatchesOnly(Variant),
+}
+
+impl Variants {
+    /// The variant for a step of `n` tokens, if any.
+    fn for_tokens(&self, n: u32) -> Option<&Variant> {
+        match self {
+            Variants::Same(v) => Some(v),
+            Variants::ByTokens { one, .. } if n <= 1 => Some(one),
+            Variants::ByTokens { many, .. } => Some(many),
+            Variants::BatchesOnly(v) => (n > 1).then_some(v),
+        }
+    }
+
+    /// Any variant: they all take the same tokens of a step.
+    fn any(&self) -> &Variant {
+        match self {
+            Variants::Same(v) | Variants::BatchesOnly(v) => v,
+            Variants::ByTokens { one, .. } => one,
+        }
+    }
+}
+
+/// A dispatch ready to encode, in the variants steps of different sizes take.
 pub struct Kernel {
-    pub(super) one: Variant,
-    pub(super) many: Option<Variant>,
+    pub(super) variants: Variants,
     /// What the profiler calls it: the shader, and the type and shape of a matrix.
     pub label: String,
 }
 
 impl Kernel {
-    pub(super) fn single(v: Variant) -> Kernel {
+    pub(super) fn new(variants: Variants) -> Kernel {
         Kernel {
-            label: v.pipeline.name.clone(),
-            one: v,
-            many: None,
+            label: variants.any().pipeline.name.clone(),
+            variants,
         }
+    }
+
+    /// The workgroups a step of `step`'s shape dispatches, and with what; `None` when this
+    /// kernel has nothing to do in such a step.
+    fn dispatch(&self, step: &Step) -> Option<(&Variant, (u32, u32, u32))> {
+        let n = self.variants.any().grid.count(step);
+        let v = self.variants.for_tokens(n)?;
+        let groups = v.grid.groups(n);
+        (groups.0 * groups.1 * groups.2 > 0).then_some((v, groups))
+    }
+
+    /// Whether a step of `step`'s shape dispatches this kernel.
+    pub fn runs(&self, step: &Step) -> bool {
+        self.dispatch(step).is_some()
     }
 
     /// Records the kernel for `step`.
     pub fn encode(&self, pass: &mut wgpu::ComputePass, step: &Step) {
-        let n = self.one.grid.count(step);
-        let v = match &self.many {
-            Some(many) if n > 1 => many,
-            _ => &self.one,
-        };
-        let groups = v.grid.groups(n);
-        if groups.0 * groups.1 * groups.2 == 0 {
-            return;
+        if let Some((v, groups)) = self.dispatch(step) {
+            pass.set_pipeline(&v.pipeline.pipeline);
+            pass.set_bind_group(0, &v.bind_group, &[]);
+            pass.dispatch_workgroups(groups.0, groups.1, groups.2);
         }
-        pass.set_pipeline(&v.pipeline.pipeline);
-        pass.set_bind_group(0, &v.bind_group, &[]);
-        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
     }
 }
 

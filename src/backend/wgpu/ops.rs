@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::kernel::{uniform, Grid, Variant, MAX_GROUPS};
+use super::kernel::{uniform, Grid, Variant, Variants, MAX_GROUPS};
 use super::pipelines::{Access, Pipeline};
 use super::upload::{integer_dot, GpuMatrix};
 use super::Gpu;
@@ -198,8 +198,10 @@ pub fn matmul_into(
             };
             let vector = gpu.pipelines.get(&gpu.device, &files, &defines, bindings);
             Kernel {
-                one: variant(&vector, shape.0 * shape.1, u32::MAX, idot.is_some()),
-                many: Some(variant(&matrix, tile_rows, tile_tokens, false)),
+                variants: Variants::ByTokens {
+                    one: variant(&vector, shape.0 * shape.1, u32::MAX, idot.is_some()),
+                    many: variant(&matrix, tile_rows, tile_tokens, false),
+                },
                 label: format!(
                     "matmul {}{}{} {}x{}",
                     m.decode.trim_start_matches("decode_"),
@@ -306,23 +308,37 @@ pub fn rms_norm<'a>(
     )
 }
 
-/// A kernel of one shader: `params` at binding 0 and the step's uniform at 1, then
-/// `buffers`, each with how the shader uses it.
+/// A kernel of one shader that every step runs: see [`shader_variant`].
 fn single_kernel(
+    gpu: &Gpu,
+    shader: (&[&'static str], &[(&'static str, String)]),
+    params: &[u32],
+    step: &wgpu::Buffer,
+    buffers: &[(&wgpu::Buffer, Access)],
+    grid: Grid,
+) -> Kernel {
+    Kernel::new(Variants::Same(shader_variant(
+        gpu, shader, params, step, buffers, grid,
+    )))
+}
+
+/// A shader's variant with its buffers bound: `params` at binding 0 and the step's
+/// uniform at 1, then `buffers`, each with how the shader uses it.
+fn shader_variant(
     gpu: &Gpu,
     (files, defines): (&[&'static str], &[(&'static str, String)]),
     params: &[u32],
     step: &wgpu::Buffer,
     buffers: &[(&wgpu::Buffer, Access)],
     grid: Grid,
-) -> Kernel {
+) -> Variant {
     let mut bindings = vec![U, U];
     bindings.extend(buffers.iter().map(|&(_, access)| access));
     let pipeline = gpu.pipelines.get(&gpu.device, files, defines, &bindings);
     let params = uniform(gpu, params);
     let mut bound = vec![&params, step];
     bound.extend(buffers.iter().map(|&(buffer, _)| buffer));
-    Kernel::single(Variant::new(gpu, pipeline, &bound, grid))
+    Variant::new(gpu, pipeline, &bound, grid)
 }
 
 /// How a GPU KV cache stores values.
@@ -350,36 +366,56 @@ impl KvType {
         [("KV_WORD", word.into()), ("KV_STORE", store.into())]
     }
 
-    /// The attention shader's defines: how eight key values and one value are read.
-    fn load_defines(self) -> [(&'static str, String); 4] {
-        let (vec, load8, word, value) = match self {
-            KvType::F32 => (
+    /// The attention shader's defines: how it reads eight key values and one value,
+    /// writes eight of each, and rounds a value as the cache does.
+    fn kv_defines(self) -> [(&'static str, String); 7] {
+        let [vec, load8, store8, word, value, store_values8, round] = match self {
+            KvType::F32 => [
                 "vec4<f32>",
                 "return Eight(k_cache[2u * i], k_cache[2u * i + 1u]);",
+                "k_cache[2u * i] = e.lo;
+    k_cache[2u * i + 1u] = e.hi;",
                 "f32",
                 "return v_cache[i];",
-            ),
-            KvType::F16 => (
+                "for (var j = 0u; j < 4u; j++) {
+        v_cache[8u * i + j] = e.lo[j];
+        v_cache[8u * i + 4u + j] = e.hi[j];
+    }",
+                "return x;",
+            ],
+            KvType::F16 => [
                 "vec4<u32>",
                 "let w = k_cache[i];
     return Eight(vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)),
                  vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w)));",
+                "k_cache[i] = vec4<u32>(pack2x16float(e.lo.xy), pack2x16float(e.lo.zw),
+        pack2x16float(e.hi.xy), pack2x16float(e.hi.zw));",
                 "u32",
                 "return unpack2x16float(v_cache[i / 2u])[i % 2u];",
-            ),
+                "v_cache[4u * i] = pack2x16float(e.lo.xy);
+    v_cache[4u * i + 1u] = pack2x16float(e.lo.zw);
+    v_cache[4u * i + 2u] = pack2x16float(e.hi.xy);
+    v_cache[4u * i + 3u] = pack2x16float(e.hi.zw);",
+                "return f16_round(x);",
+            ],
         };
         [
-            ("KV_VEC", vec.into()),
-            ("KV_LOAD8", load8.into()),
-            ("KV_WORD", word.into()),
-            ("KV_VALUE", value.into()),
+            ("KV_VEC", vec),
+            ("KV_LOAD8", load8),
+            ("KV_STORE8", store8),
+            ("KV_WORD", word),
+            ("KV_VALUE", value),
+            ("KV_STORE_VALUES8", store_values8),
+            ("KV_ROUND", round),
         ]
+        .map(|(name, text)| (name, text.to_string()))
     }
 }
 
-/// The step after the q, k and v products (`qkv`: `[n][q | k | v]`, `shape`'s heads):
-/// rotates q and k by the positions' rows of `table` (`[n][head_dim / 2]` cos, then sin)
-/// and writes k and v into the caches at `pos0`.
+/// The step after the q, k and v products of a batch (`qkv`: `[n][q | k | v]`, `shape`'s
+/// heads): rotates q and k by the positions' rows of `table` (`[n][head_dim / 2]` cos,
+/// then sin) and writes k and v into the caches at `pos0`. A step of one token dispatches
+/// nothing: [`attention`] does this then.
 pub fn rope_store(
     gpu: &Gpu,
     shape: AttnShape,
@@ -391,7 +427,7 @@ pub fn rope_store(
 ) -> Kernel {
     let half = shape.head_dim / 2;
     let (q_pairs, kv_pairs) = (shape.n_heads * half, shape.n_kv_heads * half);
-    single_kernel(
+    Kernel::new(Variants::BatchesOnly(shader_variant(
         gpu,
         (&["rope_store"], &ty.store_defines()),
         &[q_pairs as u32, kv_pairs as u32, half as u32],
@@ -400,7 +436,7 @@ pub fn rope_store(
         Grid::Items {
             per_token: (q_pairs + 2 * kv_pairs) as u32,
         },
-    )
+    )))
 }
 
 /// The shape of an attention op.
@@ -411,45 +447,51 @@ pub struct AttnShape {
     pub head_dim: usize,
 }
 
-/// Causal attention of the queries (`[n][q_stride]`, each row's `n_heads` heads first)
-/// over the caches, into `out` (`[n][n_heads][head_dim]`), with the 8-bit copy where
-/// `out` has one.
+/// Causal attention of the queries (`qkv`: `[n][q_stride]`, each row's `n_heads` query
+/// heads, then its key and value heads) over the caches, into `out`
+/// (`[n][n_heads][head_dim]`), with the 8-bit copy where `out` has one. A step of one
+/// token also rotates its query and key by `table`'s row and writes its key and value into
+/// the caches, which [`rope_store`] does for batches.
 pub fn attention<'a>(
     gpu: &Gpu,
-    shape: AttnShape,
-    ty: KvType,
+    (shape, ty): (AttnShape, KvType),
     step: &wgpu::Buffer,
-    (q, q_stride): (&wgpu::Buffer, usize),
+    table: &wgpu::Buffer,
+    (qkv, q_stride): (&wgpu::Buffer, usize),
     (k_cache, v_cache): (&wgpu::Buffer, &wgpu::Buffer),
     out: impl Into<Input<'a>>,
 ) -> Kernel {
     let scale = 1.0 / (shape.head_dim as f32).sqrt();
-    let defines = attention_defines(ty, shape.head_dim, gpu.subgroups_of_32);
-    let variant = (vec!["attention"], defines);
-    let inputs = vec![(q, R), (k_cache, R), (v_cache, R)];
-    let ((files, defines), buffers) = with_copy(variant, inputs, out.into());
-    single_kernel(
-        gpu,
-        (&files, &defines),
-        &[
-            shape.n_heads as u32,
-            (shape.n_heads / shape.n_kv_heads) as u32,
-            (shape.n_kv_heads * shape.head_dim) as u32,
-            scale.to_bits(),
-            q_stride as u32,
-        ],
-        step,
-        &buffers,
-        Grid::PerHead {
-            heads: shape.n_heads as u32,
-        },
-    )
+    let params = [
+        shape.n_heads as u32,
+        (shape.n_heads / shape.n_kv_heads) as u32,
+        (shape.n_kv_heads * shape.head_dim) as u32,
+        scale.to_bits(),
+        q_stride as u32,
+    ];
+    let out = out.into();
+    let grid = Grid::PerHead {
+        heads: shape.n_heads as u32,
+    };
+    let variant = |rope: bool| {
+        let defines = attention_defines(ty, shape.head_dim, gpu.subgroups_of_32, rope);
+        let inputs = vec![(table, R), (qkv, R), (k_cache, RW), (v_cache, RW)];
+        let ((files, defines), buffers) = with_copy((vec!["attention"], defines), inputs, out);
+        shader_variant(gpu, (&files, &defines), &params, step, &buffers, grid)
+    };
+    Kernel::new(Variants::ByTokens {
+        one: variant(true),
+        many: variant(false),
+    })
 }
 
+/// The attention shader's defines; `rope`: for a step of one token, which rotates and
+/// caches its own key.
 fn attention_defines(
     ty: KvType,
     head_dim: usize,
     subgroups_of_32: bool,
+    rope: bool,
 ) -> Vec<(&'static str, String)> {
     let combine = if subgroups_of_32 {
         SUBGROUP_COMBINE
@@ -459,8 +501,9 @@ fn attention_defines(
     let mut defines = vec![
         ("HD", head_dim.to_string()),
         ("COMBINE", combine.to_string()),
+        ("ROPE", u32::from(rope).to_string()),
     ];
-    defines.extend(ty.load_defines());
+    defines.extend(ty.kv_defines());
     defines
 }
 
@@ -533,8 +576,10 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
         out.push((vec!["rope_store"], ty.store_defines().to_vec()));
         for head_dim in [64, 128] {
             for subgroups in [false, true] {
-                let defines = attention_defines(ty, head_dim, subgroups);
-                makers.push(((vec!["attention"], defines), 5));
+                for rope in [false, true] {
+                    let defines = attention_defines(ty, head_dim, subgroups, rope);
+                    makers.push(((vec!["attention"], defines), 6));
+                }
             }
         }
     }

@@ -25,6 +25,8 @@ pub struct Profiler {
     /// nanoseconds per timestamp tick
     period: f64,
     totals_ns: Vec<f64>,
+    /// How many of the steps dispatched each kernel (a step of one token skips some).
+    runs: Vec<usize>,
     steps: usize,
 }
 
@@ -54,6 +56,7 @@ impl Profiler {
             resolve: buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC),
             read: buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
             totals_ns: vec![0.0; labels.len()],
+            runs: vec![0; labels.len()],
             labels,
             period: gpu.queue.get_timestamp_period() as f64,
             steps: 0,
@@ -72,14 +75,18 @@ impl Profiler {
         encoder.copy_buffer_to_buffer(&self.resolve, 0, &self.read, 0, n as u64 * 8);
     }
 
-    /// Adds a finished step's kernel times to the totals.
-    pub fn collect(&mut self, gpu: &Gpu) {
+    /// Adds a finished step's kernel times to the totals; `ran`: which kernels it
+    /// dispatched.
+    pub fn collect(&mut self, gpu: &Gpu, ran: impl Iterator<Item = bool>) {
         let mut ticks = vec![0u64; self.labels.len() + 1];
         if read_into(gpu, &self.read, &mut ticks).is_err() {
             return;
         }
         for (i, total) in self.totals_ns.iter_mut().enumerate() {
             *total += ticks[i + 1].saturating_sub(ticks[i]) as f64 * self.period;
+        }
+        for (runs, ran) in self.runs.iter_mut().zip(ran) {
+            *runs += usize::from(ran);
         }
         self.steps += 1;
     }
@@ -88,23 +95,25 @@ impl Profiler {
     pub fn report(&self) -> String {
         let steps = self.steps.max(1) as f64;
         let mut by_label: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
-        for (label, ns) in self.labels.iter().zip(&self.totals_ns) {
+        let kernels = self.labels.iter().zip(&self.totals_ns).zip(&self.runs);
+        for ((label, ns), &runs) in kernels.filter(|k| *k.1 > 0) {
             let e = by_label.entry(label).or_default();
             e.0 += ns / steps / 1e3;
-            e.1 += 1;
+            e.1 += runs;
         }
+        let dispatches = by_label.values().map(|v| v.1).sum::<usize>() as f64 / steps;
         let total: f64 = by_label.values().map(|v| v.0).sum();
         let mut rows: Vec<_> = by_label.into_iter().collect();
         rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
         let mut out = format!(
-            "GPU time per step over {} steps: {total:.1} us in {} kernels\n",
+            "GPU time per step over {} steps: {total:.1} us in {dispatches:.0} kernels\n",
             self.steps,
-            self.labels.len()
         );
-        for (label, (us, count)) in rows {
+        for (label, (us, runs)) in rows {
             out += &format!(
-                "{us:10.1} us {:5.1}%  {count:4} x {label}\n",
-                100.0 * us / total.max(1e-9)
+                "{us:10.1} us {:5.1}%  {:5.1} x {label}\n",
+                100.0 * us / total.max(1e-9),
+                runs as f64 / steps
             );
         }
         out

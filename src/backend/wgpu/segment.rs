@@ -189,7 +189,15 @@ impl GpuSegment {
             k.extend(w.qkv.kernels(g, &step, xn, &a.qkv));
             k.push(ops::rope_store(g, shape, kv, &step, &table, &a.qkv, caches));
             let q = (&a.qkv, qkv_dim);
-            k.push(ops::attention(g, shape, kv, &step, q, caches, att));
+            k.push(ops::attention(
+                g,
+                (shape, kv),
+                &step,
+                &table,
+                q,
+                caches,
+                att,
+            ));
             k.extend(ops::matmul(g, &w.wo, &step, att, &a.x, Dest::Add));
             k.push(ops::rms_norm(g, &ffn_norm, c.dim, eps, &step, &a.x, xn));
             k.extend(w.gate_up.kernels(g, &step, xn, &a.gate_up));
@@ -311,7 +319,8 @@ impl GpuSegment {
         };
         read_into(&self.gpu, &self.readback, dest)?;
         if let Some(p) = &mut self.profiler {
-            p.collect(&self.gpu);
+            let kernels = self.layers.iter().chain(&self.output);
+            p.collect(&self.gpu, kernels.map(|k| k.runs(&shape)));
         }
         self.gpu.check_errors("running a step")
     }
