@@ -297,7 +297,8 @@ pub fn rms_norm<'a>(
     out: impl Into<Input<'a>>,
 ) -> Kernel {
     let inputs = vec![(weight, R), (x, R)];
-    let ((files, defines), buffers) = with_copy((vec!["rms_norm"], vec![]), inputs, out.into());
+    let variant = (vec!["rms_norm"], rms_norm_defines(gpu.subgroups_of_32));
+    let ((files, defines), buffers) = with_copy(variant, inputs, out.into());
     single_kernel(
         gpu,
         (&files, &defines),
@@ -307,6 +308,36 @@ pub fn rms_norm<'a>(
         Grid::PerToken,
     )
 }
+
+fn rms_norm_defines(subgroups_of_32: bool) -> Vec<(&'static str, String)> {
+    let sum = if subgroups_of_32 {
+        SUBGROUP_SUM
+    } else {
+        TREE_SUM
+    };
+    vec![("SUM", sum.to_string())]
+}
+
+/// `sum` of rms_norm.wgsl through subgroup operations: each subgroup's sum, then the
+/// workgroup's eight.
+const SUBGROUP_SUM: &str = "partial[lid] = subgroupAdd(x);
+    workgroupBarrier();
+    var total = 0.0;
+    for (var i = 0u; i < WG; i += 32u) {
+        total += partial[i];
+    }
+    return total;";
+
+/// `sum` of rms_norm.wgsl through workgroup memory: a tree over the workgroup.
+const TREE_SUM: &str = "partial[lid] = x;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            partial[lid] += partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    return partial[0];";
 
 /// A kernel of one shader that every step runs: see [`shader_variant`].
 fn single_kernel(
@@ -569,7 +600,8 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
     // The shaders that make a product's input, with and without its 8-bit copy, by the
     // binding of their output.
     let mut makers = vec![
-        ((vec!["rms_norm"], vec![]), 4),
+        ((vec!["rms_norm"], rms_norm_defines(false)), 4),
+        ((vec!["rms_norm"], rms_norm_defines(true)), 4),
         ((vec!["silu_mul"], vec![]), 3),
     ];
     for ty in [KvType::F32, KvType::F16] {
