@@ -1,19 +1,19 @@
 // Causal attention of each (query head, token) over the layer's cached keys and values:
 // token t sees positions 0..=pos0 + t. One workgroup of HD threads per (head, token)
-// walks the cached positions before the token's own HD at a time: thread i scores
-// position i of the run against the query (a key row, read as vectors), the run's maximum
-// and sum update a running softmax, then thread d adds the run's weighted values at
-// dimension d (consecutive threads read consecutive values), eight positions' loads at a
-// time so that they overlap. The token's own key and value come last, from its qkv row
-// (rounded as the cache rounds them), so that no workgroup waits on another's cache write.
-// Each thread ends with one output value; the head's 8-bit copy follows where the product
-// that reads it wants one (`store_q8`: q8_store.wgsl at bindings 7 and 8, or
+// walks the cached positions HD at a time: thread i scores position i of the run against
+// the query (a key row, read as vectors), the run's maximum and sum update a running
+// softmax, then thread d adds the run's weighted values at dimension d (consecutive
+// threads read consecutive values), eight positions' loads at a time so that they
+// overlap. Each thread ends with one output value; the head's 8-bit copy follows where
+// the product that reads it wants one (`store_q8`: q8_store.wgsl at bindings 7 and 8, or
 // q8_none.wgsl).
-// With ROPE = 1 (a step of one token), the shader also does rope_store.wgsl's work for its
-// head: it rotates the query and key by the table's row and, in the first workgroup of a
-// group of query heads, writes the key and value into the caches; one dispatch a layer
-// fewer. Batches (ROPE = 0) need every token's key cached before any token attends, so
-// rope_store runs first and has rotated q and k in place.
+// Batches (ROPE = 0) find every position in the caches: their tokens read each other's
+// keys, so rope_store ran first, rotating q and k in place and writing the caches. A step
+// of one token (ROPE = 1) does rope_store's work here, one dispatch a layer fewer: it
+// rotates its query and key by the table's row, the first workgroup of a group of query
+// heads writes the key and value into the caches, and every workgroup scores the token's
+// own position last, from its qkv row rounded as the cache rounds it, so that none waits
+// on another's cache write.
 // Defines: HD (head dimension = threads, a power of two from 32 to 256), ROPE, COMBINE,
 // KV_VEC, KV_LOAD8 and KV_STORE8 (how eight key values are read and written: one vector
 // of f16 pairs, or two of f32), KV_WORD, KV_VALUE and KV_STORE_VALUES8 (how values are
@@ -32,7 +32,6 @@ struct AttnParams {
 
 @group(0) @binding(0) var<uniform> p: AttnParams;
 @group(0) @binding(1) var<uniform> step: Step;
-// [n_tokens][q_stride]: each token's n_heads query heads of HD first
 // [n_tokens][HD / 2] cos, then [n_tokens][HD / 2] sin (read with ROPE = 1)
 @group(0) @binding(2) var<storage, read> table: array<f32>;
 // [n_tokens][q_stride]: each token's n_heads query heads of HD, then its key heads and its
@@ -135,8 +134,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let qkv_row = t * p.q_stride;
     let k_at = qkv_row + p.n_heads * HD + kv_base + lid;
     q_row[lid] = qkv[qkv_row + h * HD + lid];
-    own[lid] = vec2<f32>(qkv[k_at], qkv[k_at + p.kv_dim]);
     if ROPE == 1u {
+        own[lid] = vec2<f32>(qkv[k_at], qkv[k_at + p.kv_dim]);
         workgroupBarrier();
         let x = lid & ~1u;
         let y = lid | 1u;
@@ -144,9 +143,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let k_rot = rotated(own[x].x, own[y].x, t, lid);
         workgroupBarrier();
         q_row[lid] = q_rot;
-        own[lid].x = k_rot;
+        own[lid] = vec2<f32>(round_kv(k_rot), round_kv(own[lid].y));
     }
-    own[lid] = vec2<f32>(round_kv(own[lid].x), round_kv(own[lid].y));
     workgroupBarrier();
     if ROPE == 1u && h % p.group == 0u && lid % 8u == 0u {
         let i = ((step.pos0 + t) * p.kv_dim + kv_base + lid) / 8u;
@@ -154,8 +152,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         store_values8(i, own8(lid, 1u));
     }
 
-    // the positions before the token's own, from the caches
-    let seen = step.pos0 + t;
+    // the positions in the caches: all of them for a batch, those before the token's own
+    // for one token
+    let seen = step.pos0 + t + 1u - ROPE;
     var m = LOW;
     var l = 0.0;
     var acc = 0.0;
@@ -201,13 +200,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         m = m_new;
         workgroupBarrier();
     }
-    // the token's own position
-    let s_own = combine(q_row[lid] * own[lid].x, lid, false) * p.scale;
-    let m_new = max(m, s_own);
-    let e_own = exp(s_own - m_new);
-    let correction = exp(m - m_new);
-    l = l * correction + e_own;
-    acc = acc * correction + e_own * own[lid].y;
+    if ROPE == 1u {
+        // the token's own position
+        let s_own = combine(q_row[lid] * own[lid].x, lid, false) * p.scale;
+        let m_new = max(m, s_own);
+        let e_own = exp(s_own - m_new);
+        let correction = exp(m - m_new);
+        l = l * correction + e_own;
+        acc = acc * correction + e_own * own[lid].y;
+    }
 
     let o = (t * p.n_heads + h) * HD;
     reduce[lid] = acc / l;
