@@ -14,8 +14,8 @@
 // heads writes the key and value into the caches, and every workgroup scores the token's
 // own position last, from its qkv row rounded as the cache rounds it, so that none waits
 // on another's cache write.
-// Defines: HD (head dimension = threads, a power of two from 32 to 256), ROPE, COMBINE,
-// KV_VEC, KV_LOAD8 and KV_STORE8 (how eight key values are read and written: one vector
+// Defines: HD (head dimension = threads, a power of two from 32 to 256), ROPE, COMBINE
+// (combine.wgsl), KV_VEC, KV_LOAD8 and KV_STORE8 (how eight key values are read and written: one vector
 // of f16 pairs, or two of f32), KV_WORD, KV_VALUE and KV_STORE_VALUES8 (how values are
 // read, one at a time, and written, eight), KV_ROUND (a value as the cache keeps it).
 
@@ -44,13 +44,14 @@ struct AttnParams {
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
 const HD: u32 = {{HD}}u;
+// the workgroup's threads, for combine.wgsl
+const WG: u32 = HD;
 const ROPE: u32 = {{ROPE}}u;
 // below any score, yet finite: exp(LOW - LOW) is 1, not NaN
 const LOW: f32 = -3.0e38;
 
 var<workgroup> q_row: array<f32, HD>;
 var<workgroup> weights: array<f32, HD>;
-var<workgroup> reduce: array<f32, HD>;
 // the token's own key and value
 var<workgroup> own: array<vec2<f32>, HD>;
 
@@ -117,13 +118,6 @@ fn rotated(x: f32, y: f32, t: u32, lid: u32) -> f32 {
         return x * c - y * s;
     }
     return x * s + y * c;
-}
-
-// The maximum (`take_max`) or the sum of `x` over the workgroup; every thread calls it.
-// COMBINE: through subgroup operations where subgroups are 32 lanes wide (two barriers),
-// else a tree in workgroup memory (a barrier a level).
-fn combine(x: f32, lid: u32, take_max: bool) -> f32 {
-    {{COMBINE}}
 }
 
 @compute @workgroup_size(HD)

@@ -1,8 +1,7 @@
 // out[t] = x[t] / sqrt(mean(x[t]²) + eps) · weight, one workgroup per token, with the
 // result's 8-bit copy where the product that reads it wants one (`store_q8`:
 // q8_store.wgsl at bindings 5 and 6, or q8_none.wgsl).
-// Defines: SUM (the body of `sum`: subgroup sums where subgroups are 32 lanes wide, two
-// barriers; else a tree in workgroup memory, a barrier a level).
+// Defines: COMBINE (combine.wgsl).
 
 struct NormParams {
     dim: u32,
@@ -19,12 +18,6 @@ struct NormParams {
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 
 const WG: u32 = 256u;
-var<workgroup> partial: array<f32, WG>;
-
-// The sum of `x` over the workgroup; every thread calls it.
-fn sum(x: f32, lid: u32) -> f32 {
-    {{SUM}}
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -36,7 +29,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var i = lid; i < n; i += WG) {
         ss += dot(x[base + i], x[base + i]);
     }
-    let scale = 1.0 / sqrt(sum(ss, lid) / f32(p.dim) + p.eps);
+    let scale = 1.0 / sqrt(combine(ss, lid, false) / f32(p.dim) + p.eps);
     // A block of 32 values a thread, so that each block's copy is made where its values
     // are.
     for (var b = lid; b < n / 8u; b += WG) {

@@ -297,7 +297,10 @@ pub fn rms_norm<'a>(
     out: impl Into<Input<'a>>,
 ) -> Kernel {
     let inputs = vec![(weight, R), (x, R)];
-    let variant = (vec!["rms_norm"], rms_norm_defines(gpu.subgroups_of_32));
+    let variant = (
+        vec!["rms_norm", "combine"],
+        vec![combine_define(gpu.subgroups_of_32)],
+    );
     let ((files, defines), buffers) = with_copy(variant, inputs, out.into());
     single_kernel(
         gpu,
@@ -308,36 +311,6 @@ pub fn rms_norm<'a>(
         Grid::PerToken,
     )
 }
-
-fn rms_norm_defines(subgroups_of_32: bool) -> Vec<(&'static str, String)> {
-    let sum = if subgroups_of_32 {
-        SUBGROUP_SUM
-    } else {
-        TREE_SUM
-    };
-    vec![("SUM", sum.to_string())]
-}
-
-/// `sum` of rms_norm.wgsl through subgroup operations: each subgroup's sum, then the
-/// workgroup's eight.
-const SUBGROUP_SUM: &str = "partial[lid] = subgroupAdd(x);
-    workgroupBarrier();
-    var total = 0.0;
-    for (var i = 0u; i < WG; i += 32u) {
-        total += partial[i];
-    }
-    return total;";
-
-/// `sum` of rms_norm.wgsl through workgroup memory: a tree over the workgroup.
-const TREE_SUM: &str = "partial[lid] = x;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if lid < s {
-            partial[lid] += partial[lid + s];
-        }
-        workgroupBarrier();
-    }
-    return partial[0];";
 
 /// A kernel of one shader that every step runs: see [`shader_variant`].
 fn single_kernel(
@@ -507,7 +480,8 @@ pub fn attention<'a>(
     let variant = |rope: bool| {
         let defines = attention_defines(ty, shape.head_dim, gpu.subgroups_of_32, rope);
         let inputs = vec![(table, R), (qkv, R), (k_cache, RW), (v_cache, RW)];
-        let ((files, defines), buffers) = with_copy((vec!["attention"], defines), inputs, out);
+        let variant = (vec!["attention", "combine"], defines);
+        let ((files, defines), buffers) = with_copy(variant, inputs, out);
         shader_variant(gpu, (&files, &defines), &params, step, &buffers, grid)
     };
     Kernel::new(Variants::ByTokens {
@@ -524,22 +498,28 @@ fn attention_defines(
     subgroups_of_32: bool,
     rope: bool,
 ) -> Vec<(&'static str, String)> {
-    let combine = if subgroups_of_32 {
-        SUBGROUP_COMBINE
-    } else {
-        TREE_COMBINE
-    };
     let mut defines = vec![
         ("HD", head_dim.to_string()),
-        ("COMBINE", combine.to_string()),
+        combine_define(subgroups_of_32),
         ("ROPE", u32::from(rope).to_string()),
     ];
     defines.extend(ty.kv_defines());
     defines
 }
 
-/// `combine` of attention.wgsl through subgroup operations: each subgroup's result, then
-/// the HD / 32 of them.
+/// combine.wgsl's define: through subgroup operations where the adapter's subgroups are
+/// exactly 32 wide, else through workgroup memory.
+fn combine_define(subgroups_of_32: bool) -> (&'static str, String) {
+    let combine = if subgroups_of_32 {
+        SUBGROUP_COMBINE
+    } else {
+        TREE_COMBINE
+    };
+    ("COMBINE", combine.to_string())
+}
+
+/// `combine` through subgroup operations: each subgroup's result, then the WG / 32 of
+/// them.
 const SUBGROUP_COMBINE: &str = "if take_max {
         reduce[lid] = subgroupMax(x);
     } else {
@@ -547,7 +527,7 @@ const SUBGROUP_COMBINE: &str = "if take_max {
     }
     workgroupBarrier();
     var r = reduce[0];
-    for (var i = 32u; i < HD; i += 32u) {
+    for (var i = 32u; i < WG; i += 32u) {
         if take_max {
             r = max(r, reduce[i]);
         } else {
@@ -557,10 +537,10 @@ const SUBGROUP_COMBINE: &str = "if take_max {
     workgroupBarrier();
     return r;";
 
-/// `combine` of attention.wgsl through workgroup memory: a tree over the workgroup.
+/// `combine` through workgroup memory: a tree over the workgroup.
 const TREE_COMBINE: &str = "reduce[lid] = x;
     workgroupBarrier();
-    for (var s = HD / 2u; s > 0u; s >>= 1u) {
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
         if lid < s {
             if take_max {
                 reduce[lid] = max(reduce[lid], reduce[lid + s]);
@@ -600,8 +580,11 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
     // The shaders that make a product's input, with and without its 8-bit copy, by the
     // binding of their output.
     let mut makers = vec![
-        ((vec!["rms_norm"], rms_norm_defines(false)), 4),
-        ((vec!["rms_norm"], rms_norm_defines(true)), 4),
+        (
+            (vec!["rms_norm", "combine"], vec![combine_define(false)]),
+            4,
+        ),
+        ((vec!["rms_norm", "combine"], vec![combine_define(true)]), 4),
         ((vec!["silu_mul"], vec![]), 3),
     ];
     for ty in [KvType::F32, KvType::F16] {
@@ -610,7 +593,7 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
             for subgroups in [false, true] {
                 for rope in [false, true] {
                     let defines = attention_defines(ty, head_dim, subgroups, rope);
-                    makers.push(((vec!["attention"], defines), 6));
+                    makers.push(((vec!["attention", "combine"], defines), 6));
                 }
             }
         }

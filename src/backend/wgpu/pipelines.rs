@@ -42,6 +42,7 @@ pub const SHADERS: &[(&str, &str)] = shaders![
     "idot_q6_k",
     "q8_store",
     "q8_none",
+    "combine",
     "rms_norm",
     "rope_store",
     "attention",
