@@ -150,3 +150,31 @@ fn losing_the_gpu_mid_run_goes_on_with_the_cpu() {
     let err = s.forward(&prompt, Logits::Last).unwrap_err();
     assert!(err.to_string().contains("stopped answering"), "{err}");
 }
+
+/// `ROPEWALK_GPU_SKIP` (for measuring what kernels cost) leaves out exactly the kernels
+/// its prefixes name: none named, the tokens are the plain run's; the products named, the
+/// run still ends well but its tokens are not the model's.
+#[test]
+fn leaving_kernels_out_skips_only_those_named() {
+    let model = common::test_model();
+    let run = |skip: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ropewalk"));
+        c.args([
+            "run",
+            "-m",
+            model.to_str().unwrap(),
+            "-p",
+            "The capital of France is",
+        ])
+        .args(["-n", "8", "--temp", "0", "-ngl", "99"]);
+        if let Some(skip) = skip {
+            c.env("ROPEWALK_GPU_SKIP", skip);
+        }
+        let o = c.output().expect("run ropewalk");
+        common::cli::assert_ok(&o);
+        common::cli::stdout(&o)
+    };
+    let plain = run(None);
+    assert_eq!(run(Some("no_such_kernel,")), plain);
+    assert_ne!(run(Some("matmul")), plain);
+}

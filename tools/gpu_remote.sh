@@ -10,7 +10,8 @@
 # subgroups), kernels (the GPU kernel benchmarks; KERNELS filters them),
 # agree (greedy tokens and perplexity of random models, CPU against GPU), bench (pp512 and
 # tg128 fully offloaded), units (pp512 with the matrix units and without), sweep (tg64 of the 7B shape by layers offloaded), profile (GPU
-# time per kernel of a generation step, from timestamps).
+# time per kernel of a generation step, from timestamps), knockout (the 7B step's time
+# without each kind of kernel).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RW=.dev/ropewalk
@@ -89,6 +90,18 @@ for stage in "$@"; do
         head -c 1200 /dev/urandom | base64 -w0 >"$MODELS/prompt.txt"
         ROPEWALK_GPU_PROFILE=1 $RW run -m "$(model llama2-7b q4_0)" -f "$MODELS/prompt.txt" -n 1 --temp 0 -ngl 99 -c 2048 -b 2048 2>&1 >/dev/null |
             grep -E "prompt|GPU time per step" -A20 | sed "1s/^/llama2-7b prompt: /" | tee -a "$OUT/profile.txt"
+        ;;
+    knockout)
+        # what each kind of kernel costs a real 7B step: tg128 without it
+        # (ROPEWALK_GPU_SKIP; the tokens are wrong, the timing is not)
+        m=$(model llama2-7b q4_0)
+        for skip in "" rms_norm attention silu_mul rms_norm,attention,silu_mul matmul \
+            rms_norm,attention,silu_mul,matmul,rope; do
+            ROPEWALK_GPU_SKIP=$skip $RW bench -m "$m" -p 0 -n 128 -ngl 99 -r 3 -o json 2>/dev/null |
+                python3 -c "import json,sys
+r = json.load(sys.stdin)[0]
+print(f\"{sys.argv[1] or '(nothing)':42} {r['avg_ts']:8.1f} t/s {1e3 / r['avg_ts']:7.3f} ms/token\")" "$skip"
+        done 2>&1 | tee "$OUT/knockout.txt"
         ;;
     *)
         echo "unknown stage $stage" >&2

@@ -1,6 +1,10 @@
 //! GPU time per kernel, from timestamps written between dispatches
 //! (`ROPEWALK_GPU_PROFILE=1`, where the adapter can write timestamps inside passes): the
-//! report at the end of a run says where a step's GPU time goes.
+//! report at the end of a run says where a step's GPU time goes. Timestamps between
+//! kernels also hold the GPU still between them, so small kernels look dearer than they
+//! are; `ROPEWALK_GPU_SKIP=LABEL,...` measures the other way round: it leaves out the
+//! kernels whose labels start so (the results are wrong), and tokens/s with and without
+//! them say what they cost in a real step.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +14,16 @@ use super::Gpu;
 /// Whether profiling was asked for.
 pub fn wanted() -> bool {
     std::env::var_os("ROPEWALK_GPU_PROFILE").is_some()
+}
+
+/// The label prefixes of kernels to leave out, from `ROPEWALK_GPU_SKIP` (for measuring
+/// only: the step's results are wrong without them).
+pub fn skipped() -> Vec<String> {
+    let list = std::env::var("ROPEWALK_GPU_SKIP").unwrap_or_default();
+    list.split(',')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// The features profiling needs.

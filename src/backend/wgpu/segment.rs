@@ -47,6 +47,8 @@ pub struct GpuSegment {
     output: Vec<Kernel>,
     /// Timestamps between kernels, with `ROPEWALK_GPU_PROFILE=1`.
     profiler: Option<Profiler>,
+    /// Label prefixes of kernels left out, with `ROPEWALK_GPU_SKIP` (measuring only).
+    skip: Vec<String>,
     /// Fail the next step as a lost device would (for testing the CPU fallback).
     pub fail_next_step: bool,
     /// The next step's commands, recorded ahead for a step of this shape.
@@ -239,6 +241,7 @@ impl GpuSegment {
         };
         Ok(GpuSegment {
             profiler,
+            skip: profile::skipped(),
             fail_next_step: false,
             ahead: None,
             dim: c.dim,
@@ -318,11 +321,20 @@ impl GpuSegment {
             None => &mut x[offset..offset + floats],
         };
         read_into(&self.gpu, &self.readback, dest)?;
-        if let Some(p) = &mut self.profiler {
+        if self.profiler.is_some() {
             let kernels = self.layers.iter().chain(&self.output);
-            p.collect(&self.gpu, kernels.map(|k| k.runs(&shape)));
+            let ran: Vec<bool> = kernels.map(|k| self.dispatches(k, &shape)).collect();
+            if let Some(p) = &mut self.profiler {
+                p.collect(&self.gpu, ran.into_iter());
+            }
         }
         self.gpu.check_errors("running a step")
+    }
+
+    /// Whether a step of `shape` dispatches `k`: it has work in such a step and was not
+    /// left out.
+    fn dispatches(&self, k: &Kernel, shape: &Step) -> bool {
+        k.runs(shape) && !self.skip.iter().any(|s| k.label.starts_with(s.as_str()))
     }
 
     /// What comes back after a step of `shape`: the buffer, the offset and the floats.
@@ -353,7 +365,9 @@ impl GpuSegment {
             }
             let output = if rows > 0 { &self.output[..] } else { &[] };
             for (i, k) in self.layers.iter().chain(output).enumerate() {
-                k.encode(&mut pass, shape);
+                if self.dispatches(k, shape) {
+                    k.encode(&mut pass, shape);
+                }
                 if let Some(p) = profiler {
                     p.mark(&mut pass, i + 1);
                 }
