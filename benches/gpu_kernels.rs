@@ -124,6 +124,7 @@ fn products(c: &mut Criterion, gpu: &Gpu) {
                 let input = Input {
                     f32: &act,
                     q8: fast.then_some(&q8),
+                    folded: None,
                 };
                 let out = ops::activations(gpu, "out", tokens * rows);
                 let kernels = ops::matmul(gpu, &g_m, &step_buf, input, &out, Dest::Store);
@@ -169,6 +170,7 @@ fn matvec_q8(c: &mut Criterion, gpu: &Gpu, m: &GpuMatrix, ty: GgmlType) {
     let input = Input {
         f32: &xn,
         q8: Some(&q8),
+        folded: None,
     };
     let make = ops::rms_norm(gpu, &norm, m.cols, 1e-5, &step_buf, &act, input);
     ops::run(gpu, &[make], &step_buf, &step);

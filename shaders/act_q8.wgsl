@@ -6,9 +6,9 @@
 
 // [n_tokens][blocks][2]: values 0-15 of a block, then 16-31, as signed bytes (value j at
 // byte j % 4 of word j / 4)
-@group(0) @binding(4) var<storage, read> aq: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read> act_q: array<vec4<u32>>;
 // [n_tokens][blocks]: the block's scale d and d · Σ q
-@group(0) @binding(6) var<storage, read> ad: array<vec2<f32>>;
+@group(0) @binding(6) var<storage, read> act_d: array<vec2<f32>>;
 
 struct Act {
     lo: vec4<u32>,
@@ -20,8 +20,8 @@ struct Act {
 
 fn load_act(t: u32, b: u32, nb: u32) -> Act {
     let k = t * nb + b;
-    let ds = ad[k];
-    return Act(aq[2u * k], aq[2u * k + 1u], ds.x, ds.y);
+    let ds = act_d[k];
+    return Act(act_q[2u * k], act_q[2u * k + 1u], ds.x, ds.y);
 }
 
 // A weight block as the integer products take it: Σ w·a over the block is

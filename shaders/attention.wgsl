@@ -1,10 +1,11 @@
 // Causal attention of each (query head, token) over the layer's cached keys and values:
 // token t sees positions 0..=pos0 + t. One workgroup of HD threads per (head, token)
 // walks the cached positions HD at a time: thread i scores position i of the run against
-// the query (a key row, read as vectors), the run's maximum and sum update a running
-// softmax, then thread d adds the run's weighted values at dimension d (consecutive
-// threads read consecutive values), eight positions' loads at a time so that they
-// overlap. Each thread ends with one output value; the head's 8-bit copy follows where
+// the query (a key row, read as vectors, eight at a time so that the loads overlap), the
+// run's maximum and sum update a running softmax, then each thread adds the run's
+// weighted values at four dimensions for a quarter of its positions (consecutive threads
+// read consecutive values), eight positions' loads at a time. The quarters are summed at
+// the end, and each thread ends with one output value; the head's 8-bit copy follows where
 // the product that reads it wants one (`store_q8`: q8_store.wgsl at bindings 7 and 8, or
 // q8_none.wgsl).
 // Batches (ROPE = 0) find every position in the caches: their tokens read each other's
@@ -16,8 +17,8 @@
 // on another's cache write.
 // Defines: HD (head dimension = threads, a power of two from 32 to 256), ROPE, COMBINE
 // (combine.wgsl), KV_VEC, KV_LOAD8 and KV_STORE8 (how eight key values are read and written: one vector
-// of f16 pairs, or two of f32), KV_WORD, KV_VALUE and KV_STORE_VALUES8 (how values are
-// read, one at a time, and written, eight), KV_ROUND (a value as the cache keeps it).
+// of f16 pairs, or two of f32), KV_WORD, KV_VALUE4 and KV_STORE_VALUES8 (how values are
+// read, four at a time, and written, eight), KV_ROUND (a value as the cache keeps it).
 
 struct AttnParams {
     n_heads: u32,
@@ -50,7 +51,14 @@ const ROPE: u32 = {{ROPE}}u;
 // below any score, yet finite: exp(LOW - LOW) is 1, not NaN
 const LOW: f32 = -3.0e38;
 
+// The weighted values' threads: QUADS along the head's dimensions, four values each, by
+// SLOTS along the positions.
+const QUADS: u32 = HD / 4u;
+const SLOTS: u32 = 4u;
+
 var<workgroup> q_row: array<f32, HD>;
+// each thread's share of the weighted values, summed over its slot's positions
+var<workgroup> parts: array<vec4<f32>, HD>;
 var<workgroup> weights: array<f32, HD>;
 // the token's own key and value
 var<workgroup> own: array<vec2<f32>, HD>;
@@ -71,9 +79,16 @@ fn store8(i: u32, e: Eight) {
     {{KV_STORE8}}
 }
 
-// Value number `i`, counted from the cache's start.
-fn value(i: u32) -> f32 {
-    {{KV_VALUE}}
+// Values i..i + 3 (i a multiple of 4), counted from the cache's start.
+fn value4(i: u32) -> vec4<f32> {
+    {{KV_VALUE4}}
+}
+
+// The query's dimensions 8i..8i + 7 times eight key values.
+fn q_dot(i: u32, k: Eight) -> f32 {
+    let q0 = vec4<f32>(q_row[8u * i], q_row[8u * i + 1u], q_row[8u * i + 2u], q_row[8u * i + 3u]);
+    let q1 = vec4<f32>(q_row[8u * i + 4u], q_row[8u * i + 5u], q_row[8u * i + 6u], q_row[8u * i + 7u]);
+    return dot(q0, k.lo) + dot(q1, k.hi);
 }
 
 // Writes values 8i..8i + 7.
@@ -109,11 +124,8 @@ fn own8(i: u32, c: u32) -> Eight {
 }
 
 // Dimension `lid` of a head whose pair (lid & ~1, lid | 1) is (x, y), rotated by the
-// token's RoPE row as rope_store.wgsl rotates it.
-fn rotated(x: f32, y: f32, t: u32, lid: u32) -> f32 {
-    let pair = lid / 2u;
-    let c = table[t * (HD / 2u) + pair];
-    let s = table[(step.n_tokens + t) * (HD / 2u) + pair];
+// cos and sin of the pair in the token's RoPE row, as rope_store.wgsl rotates it.
+fn rotated(x: f32, y: f32, c: f32, s: f32, lid: u32) -> f32 {
     if lid % 2u == 0u {
         return x * c - y * s;
     }
@@ -129,12 +141,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let k_at = qkv_row + p.n_heads * HD + kv_base + lid;
     q_row[lid] = qkv[qkv_row + h * HD + lid];
     if ROPE == 1u {
+        let pair = t * (HD / 2u) + lid / 2u;
+        let c = table[pair];
+        let s = table[step.n_tokens * (HD / 2u) + pair];
         own[lid] = vec2<f32>(qkv[k_at], qkv[k_at + p.kv_dim]);
         workgroupBarrier();
         let x = lid & ~1u;
         let y = lid | 1u;
-        let q_rot = rotated(q_row[x], q_row[y], t, lid);
-        let k_rot = rotated(own[x].x, own[y].x, t, lid);
+        let q_rot = rotated(q_row[x], q_row[y], c, s, lid);
+        let k_rot = rotated(own[x].x, own[y].x, c, s, lid);
         workgroupBarrier();
         q_row[lid] = q_rot;
         own[lid] = vec2<f32>(round_kv(k_rot), round_kv(own[lid].y));
@@ -151,18 +166,38 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let seen = step.pos0 + t + 1u - ROPE;
     var m = LOW;
     var l = 0.0;
-    var acc = 0.0;
+    // this thread's share of the weighted values: dimensions 4 · quad.. of the positions
+    // slot, slot + SLOTS, ...
+    let quad = lid % QUADS;
+    let slot = lid / QUADS;
+    var acc = vec4<f32>(0.0);
     for (var run = 0u; run < seen; run += HD) {
         let pos = run + lid;
         var s = LOW;
         if pos < seen {
             let row = (pos * p.kv_dim + kv_base) / 8u;
             var dot_qk = 0.0;
-            for (var i = 0u; i < HD / 8u; i++) {
-                let k = load8(row + i);
-                let q0 = vec4<f32>(q_row[8u * i], q_row[8u * i + 1u], q_row[8u * i + 2u], q_row[8u * i + 3u]);
-                let q1 = vec4<f32>(q_row[8u * i + 4u], q_row[8u * i + 5u], q_row[8u * i + 6u], q_row[8u * i + 7u]);
-                dot_qk += dot(q0, k.lo) + dot(q1, k.hi);
+            // four loads at a time, so that they overlap, eight where the head is long
+            // enough
+            var i = 0u;
+            for (; i + 8u <= HD / 8u; i += 8u) {
+                let k0 = load8(row + i);
+                let k1 = load8(row + i + 1u);
+                let k2 = load8(row + i + 2u);
+                let k3 = load8(row + i + 3u);
+                let k4 = load8(row + i + 4u);
+                let k5 = load8(row + i + 5u);
+                let k6 = load8(row + i + 6u);
+                let k7 = load8(row + i + 7u);
+                dot_qk += q_dot(i, k0) + q_dot(i + 1u, k1) + q_dot(i + 2u, k2) + q_dot(i + 3u, k3)
+                    + q_dot(i + 4u, k4) + q_dot(i + 5u, k5) + q_dot(i + 6u, k6) + q_dot(i + 7u, k7);
+            }
+            for (; i < HD / 8u; i += 4u) {
+                let k0 = load8(row + i);
+                let k1 = load8(row + i + 1u);
+                let k2 = load8(row + i + 2u);
+                let k3 = load8(row + i + 3u);
+                dot_qk += q_dot(i, k0) + q_dot(i + 1u, k1) + q_dot(i + 2u, k2) + q_dot(i + 3u, k3);
             }
             s = dot_qk * p.scale;
         }
@@ -176,23 +211,38 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         l = l * correction + combine(e, lid, false);
         acc *= correction;
         let count = min(HD, seen - run);
-        let v0 = run * p.kv_dim + kv_base + lid;
-        var j = 0u;
-        for (; j + 8u <= count; j += 8u) {
-            let v = v0 + j * p.kv_dim;
-            let d = p.kv_dim;
-            let lo = vec4<f32>(value(v), value(v + d), value(v + 2u * d), value(v + 3u * d));
-            let hi = vec4<f32>(value(v + 4u * d), value(v + 5u * d), value(v + 6u * d),
-                value(v + 7u * d));
-            acc += dot(vec4<f32>(weights[j], weights[j + 1u], weights[j + 2u], weights[j + 3u]), lo)
-                + dot(vec4<f32>(weights[j + 4u], weights[j + 5u], weights[j + 6u],
-                    weights[j + 7u]), hi);
+        let d = p.kv_dim;
+        let v0 = run * d + kv_base + 4u * quad;
+        var j = slot;
+        // eight positions' loads at a time, so that they overlap
+        for (; j + 7u * SLOTS < count; j += 8u * SLOTS) {
+            let v = v0 + j * d;
+            let next = SLOTS * d;
+            let x0 = value4(v);
+            let x1 = value4(v + next);
+            let x2 = value4(v + 2u * next);
+            let x3 = value4(v + 3u * next);
+            let x4 = value4(v + 4u * next);
+            let x5 = value4(v + 5u * next);
+            let x6 = value4(v + 6u * next);
+            let x7 = value4(v + 7u * next);
+            acc += weights[j] * x0 + weights[j + SLOTS] * x1 + weights[j + 2u * SLOTS] * x2
+                + weights[j + 3u * SLOTS] * x3 + weights[j + 4u * SLOTS] * x4
+                + weights[j + 5u * SLOTS] * x5 + weights[j + 6u * SLOTS] * x6
+                + weights[j + 7u * SLOTS] * x7;
         }
-        for (; j < count; j++) {
-            acc += weights[j] * value(v0 + j * p.kv_dim);
+        for (; j < count; j += SLOTS) {
+            acc += weights[j] * value4(v0 + j * d);
         }
         m = m_new;
         workgroupBarrier();
+    }
+    // dimension lid: the sum of its slots' shares
+    parts[lid] = acc;
+    workgroupBarrier();
+    var out_d = 0.0;
+    for (var g = 0u; g < SLOTS; g++) {
+        out_d += parts[g * QUADS + lid / 4u][lid % 4u];
     }
     if ROPE == 1u {
         // the token's own position
@@ -201,11 +251,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let e_own = exp(s_own - m_new);
         let correction = exp(m - m_new);
         l = l * correction + e_own;
-        acc = acc * correction + e_own * own[lid].y;
+        out_d = out_d * correction + e_own * own[lid].y;
     }
 
     let o = (t * p.n_heads + h) * HD;
-    reduce[lid] = acc / l;
+    reduce[lid] = out_d / l;
     out[o + lid] = reduce[lid];
     workgroupBarrier();
     if lid < HD / 32u {

@@ -97,7 +97,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         for (var j = 0u; j < 4u; j++) {
             let t = tok_base + tc * 4u + j;
             if row < p.rows && t < n {
-                store_out(t, row, accs[i][j]);
+                _ = store_out(t, row, accs[i][j]);
             }
         }
     }

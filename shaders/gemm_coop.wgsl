@@ -65,7 +65,7 @@ fn write_piece(c: coop_mat16x16<f32, C>, warp: u32, lane: u32, t0: u32, r0: u32,
         let t = t0 + e / 16u;
         let row = r0 + e % 16u;
         if row < p.rows && t < n {
-            store_out(t, row, stage[s + e]);
+            _ = store_out(t, row, stage[s + e]);
         }
     }
     workgroupBarrier();

@@ -16,6 +16,8 @@ struct MatParams {
     out_rows_only: u32,
     // workgroups along x of the dispatch (row groups beyond 65535 go along y)
     groups_x: u32,
+    // the epsilon of an RMSNorm folded into this product's input (norm_in.wgsl)
+    eps: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: MatParams;
@@ -39,12 +41,13 @@ fn batch_tokens() -> vec2<u32> {
 }
 
 // Stores (or, with ADD = 1, adds) `v`, the sum of row `row` of this slice for output
-// token `t`.
-fn store_out(t: u32, row: u32, v: f32) {
+// token `t`; returns what `out` now holds there.
+fn store_out(t: u32, row: u32, v: f32) -> f32 {
     let o = t * p.out_stride + p.row_offset + row;
+    var now = v;
     if ADD == 1u {
-        out[o] += v;
-    } else {
-        out[o] = v;
+        now += out[o];
     }
+    out[o] = now;
+    return now;
 }

@@ -1,19 +1,9 @@
 // out[t] = x[t] / sqrt(mean(x[t]²) + eps) · weight, one workgroup per token, with the
 // result's 8-bit copy where the product that reads it wants one (`store_q8`:
 // q8_store.wgsl at bindings 5 and 6, or q8_none.wgsl).
+// Its inputs: norm_input.wgsl.
 // Defines: COMBINE (combine.wgsl).
 
-struct NormParams {
-    dim: u32,
-    eps: f32,
-}
-
-@group(0) @binding(0) var<uniform> p: NormParams;
-@group(0) @binding(1) var<uniform> step: Step;
-// [dim / 4]
-@group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
-// [n_tokens][dim / 4]
-@group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
 // [n_tokens][dim / 4]
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 

@@ -82,7 +82,11 @@ fn quantized_path_on_the_gpu_stays_close_to_transformers() {
     let expected = reference("base.json");
     let mut s = Session::new(&model, 512, 512);
     assert_eq!(s.precision, Precision::Quantized);
-    s.offload(gpu, 99, &mut |_, _| {}).unwrap();
+    let offload = s.offload(gpu, 99, &mut |_, _| {}).unwrap().unwrap();
+    // Every norm but the output's folds into the products around it, and every SwiGLU
+    // into its gate and up product (all Q4_1).
+    assert_eq!(offload.folded_norms, 2 * model.config.n_layers);
+    assert_eq!(offload.folded_swiglu, model.config.n_layers);
     let r = run_prompt_in(&mut s, &expected["prompts"]["short"]);
     eprintln!(
         "max top-20 logit diff {:.4}, greedy agree {}/32, teacher-forced {}/32",

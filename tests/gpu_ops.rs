@@ -3,11 +3,11 @@
 
 mod common;
 
-use std::sync::{Arc, OnceLock};
-
+use common::gpu::{
+    assert_close, assert_q8_copy, cpu_exact, gpu, matrix, normal, q8_values, random_matrix, read_q8,
+};
 use common::Rng;
 use ropewalk::backend::cpu::attention::{attend, Tile};
-use ropewalk::backend::cpu::matmul::{matmul as cpu_matmul, MatmulScratch, Precision};
 use ropewalk::backend::cpu::ops as cpu;
 use ropewalk::backend::wgpu::ops::{self, AttnShape, Dest, Input, KvType, Q8Rows, Step};
 use ropewalk::backend::wgpu::upload::GpuMatrix;
@@ -15,68 +15,7 @@ use ropewalk::backend::wgpu::{Gpu, GpuChoice};
 use ropewalk::model::kv_cache::{CacheType, KvCache};
 use ropewalk::model::rope::{Rope, RopeConfig, RopeScaling};
 use ropewalk::model::weights::Matrix;
-use ropewalk::quant::{self, GgmlType};
-
-fn gpu() -> Arc<Gpu> {
-    static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
-    GPU.get_or_init(|| {
-        Arc::new(Gpu::open(&GpuChoice::Best).unwrap_or_else(|e| {
-            panic!("{e}: the GPU tests need a Vulkan driver (tools/setup.sh installs lavapipe)")
-        }))
-    })
-    .clone()
-}
-
-fn normal(rng: &mut Rng, n: usize) -> Vec<f32> {
-    // Sums of uniforms: close enough to normal for weights and activations.
-    (0..n)
-        .map(|_| {
-            (0..4)
-                .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32)
-                .sum::<f32>()
-                - 2.0
-        })
-        .collect()
-}
-
-/// ‖got − want‖ / ‖want‖, the error measure of every check here.
-fn rel_error(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let diff: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| ((g - w) as f64).powi(2))
-        .sum();
-    let norm: f64 = want.iter().map(|w| (*w as f64).powi(2)).sum();
-    (diff / norm.max(1e-30)).sqrt()
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32], bound: f64) {
-    let e = rel_error(got, want);
-    assert!(
-        e <= bound,
-        "{what}: relative error {e:.3e} above {bound:.0e}"
-    );
-}
-
-/// A random `[rows][cols]` matrix of type `ty` (quantized from random floats).
-fn random_matrix(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
-    let values = normal(rng, rows * cols);
-    let mut data = vec![0u8; ty.bytes_for((rows * cols) as u64).unwrap() as usize];
-    quant::quantize(ty, &values, &mut data).unwrap();
-    data
-}
-
-fn matrix(ty: GgmlType, rows: usize, cols: usize, data: &[u8]) -> Matrix<'_> {
-    Matrix {
-        name: "w",
-        ty,
-        rows,
-        cols,
-        data,
-        packed: None,
-    }
-}
+use ropewalk::quant::GgmlType;
 
 /// `W · act` on the GPU for `n` tokens, into a fresh output (or added to `base`). With
 /// `fast`, the input has an 8-bit copy, as on the fast path, whose batches take the
@@ -96,6 +35,7 @@ fn gpu_matmul(
     let input = Input {
         f32: &a,
         q8: fast.then_some(&q8),
+        folded: None,
     };
     let out = ops::upload_f32(gpu, "out", base.unwrap_or(&vec![0.0; n * m.rows]));
     let dest = if base.is_some() {
@@ -131,6 +71,7 @@ fn gpu_matvec_q8(gpu: &Gpu, m: &Matrix, act: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let input = Input {
         f32: &xn,
         q8: Some(&q8),
+        folded: None,
     };
     let mut kernels = vec![ops::rms_norm(
         gpu, &ones, m.cols, 1e-5, &step_buf, &a, input,
@@ -146,68 +87,6 @@ fn gpu_matvec_q8(gpu: &Gpu, m: &Matrix, act: &[f32]) -> (Vec<f32>, Vec<f32>) {
         ops::read(gpu, &out, n * m.rows).unwrap(),
         q8_values(&read_q8(gpu, &q8, m.cols)),
     )
-}
-
-fn cpu_exact(m: &Matrix, act: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0; act.len() / m.cols * m.rows];
-    cpu_matmul(
-        m,
-        act,
-        &mut out,
-        &mut MatmulScratch::default(),
-        Precision::Exact,
-    );
-    out
-}
-
-/// The 8-bit copy of `n` values read back: each block's bytes and its (d, d · Σ q).
-fn read_q8(gpu: &Gpu, q8: &Q8Rows, n: usize) -> Vec<([i8; 32], [f32; 2])> {
-    let q = ops::read(gpu, &q8.q, n / 4).unwrap();
-    let q: &[i8] = bytemuck::cast_slice(&q);
-    let d = ops::read(gpu, &q8.d, n / 16).unwrap();
-    q.chunks(32)
-        .zip(d.chunks(2))
-        .map(|(q, d)| (q.try_into().unwrap(), [d[0], d[1]]))
-        .collect()
-}
-
-/// The values an 8-bit copy stands for: q · d.
-fn q8_values(blocks: &[([i8; 32], [f32; 2])]) -> Vec<f32> {
-    blocks
-        .iter()
-        .flat_map(|(q, d)| q.map(|q| f32::from(q) * d[0]))
-        .collect()
-}
-
-/// Asserts that `q8` holds the CPU's Q8_0 quantization of `values` (whole rows from the
-/// first): d = max |x| / 127 and the bytes round(x / d), as the CPU's. A GPU may divide
-/// to within 2.5 units in the last place (Vulkan's bound), so d may be off by as much,
-/// and a byte by one where x / d falls that near a half.
-fn assert_q8_copy(gpu: &Gpu, q8: &Q8Rows, values: &[f32], what: &str) {
-    let mut cpu = vec![0u8; GgmlType::Q8_0.bytes_for(values.len() as u64).unwrap() as usize];
-    quant::quantize(GgmlType::Q8_0, values, &mut cpu).unwrap();
-    let got = read_q8(gpu, q8, values.len());
-    for (k, ((q, [d, s]), (x, cpu))) in got
-        .iter()
-        .zip(values.chunks(32).zip(cpu.chunks(34)))
-        .enumerate()
-    {
-        let want_d = x.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0;
-        assert!(
-            (d - want_d).abs() <= 3.0 * f32::EPSILON * want_d,
-            "{what}: block {k} scale {d} vs {want_d}"
-        );
-        for (i, (&q, &want)) in q.iter().zip(&cpu[2..]).enumerate() {
-            let near_half = ((x[i] / want_d).abs().fract() - 0.5).abs() < 1e-4;
-            assert!(
-                q == want as i8 || (near_half && (i32::from(q) - i32::from(want as i8)).abs() == 1),
-                "{what}: block {k} value {i}: {q} vs {}",
-                want as i8
-            );
-        }
-        let sum: i32 = q.iter().map(|&q| i32::from(q)).sum();
-        assert_eq!(*s, d * sum as f32, "{what}: block {k} sum");
-    }
 }
 
 #[test]
@@ -329,6 +208,7 @@ fn activations_quantize_to_the_cpu_bytes() {
     let input = Input {
         f32: &xn,
         q8: Some(&q8),
+        folded: None,
     };
     let k = ops::rms_norm(&gpu, &wb, cols, 0.0, &step_buf, &ones, input);
     let step = Step {
@@ -363,7 +243,11 @@ fn rms_norm_and_silu_make_the_cpu_copies() {
         ops::activations(&gpu, "hidden", n * width),
         Q8Rows::new(&gpu, n, width),
     );
-    let input = |f32, q8| Input { f32, q8: Some(q8) };
+    let input = |f32, q8| Input {
+        f32,
+        q8: Some(q8),
+        folded: None,
+    };
     let kernels = [
         ops::rms_norm(&gpu, &w, dim, 1e-5, &step_buf, &x, input(&xn, &xn_q8)),
         ops::silu_mul(&gpu, width, &step_buf, &gate_up, input(&hidden, &hidden_q8)),
@@ -537,6 +421,7 @@ fn gpu_rope_attend(
             Input {
                 f32: &out,
                 q8: Some(&q8),
+                folded: None,
             },
         ),
     ];

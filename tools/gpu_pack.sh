@@ -18,6 +18,7 @@ for line in sys.stdin:
 mkdir -p .dev
 strip -o .dev/ropewalk target/release/ropewalk
 strip -o .dev/gpu_ops "$(executable gpu_ops test --release --test gpu_ops --no-run)"
+strip -o .dev/gpu_fold "$(executable gpu_fold test --release --test gpu_fold --no-run)"
 strip -o .dev/gpu_kernels "$(executable gpu_kernels bench --bench gpu_kernels --no-run)"
 strip -o .dev/kernels_simd "$(executable kernels_simd test --release --test kernels_simd --no-run)"
 ls -la .dev

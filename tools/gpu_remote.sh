@@ -11,7 +11,8 @@
 # agree (greedy tokens and perplexity of random models, CPU against GPU), bench (pp512 and
 # tg128 fully offloaded), units (pp512 with the matrix units and without), sweep (tg64 of the 7B shape by layers offloaded), profile (GPU
 # time per kernel of a generation step, from timestamps), knockout (the 7B step's time
-# without each kind of kernel).
+# without each kind of kernel), fold (tg128 with RMSNorm and SwiGLU folded into the
+# products and without, alternating).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RW=.dev/ropewalk
@@ -23,6 +24,25 @@ model() { # shape type
     local f="$MODELS/$1-$2.gguf"
     [ -f "$f" ] || $RW random-model --shape "$1" --type "$2" -o "$f" >&2
     echo "$f"
+}
+
+# `alternate VAR UNSET SET BENCH_ARGS...`: bench both shapes fully offloaded with VAR unset
+# (named UNSET) and set (SET), alternating, two rounds.
+alternate() {
+    local var=$1 unset=$2 set=$3
+    shift 3
+    for shape in smollm2-135m llama2-7b; do
+        local m
+        m=$(model $shape q4_0)
+        for round in 1 2; do
+            for label in "$unset" "$set"; do
+                local on=()
+                [ "$label" = "$set" ] && on=("$var=1")
+                env "${on[@]}" $RW bench -m "$m" "$@" -ngl 99 -r 3 -o json 2>/dev/null |
+                    python3 -c "import json,sys; [print(sys.argv[1], sys.argv[2], r['test'], round(r['avg_ts'],1), '+-', round(r['stddev_ts'],1)) for r in json.load(sys.stdin)]" $shape "$label"
+            done
+        done
+    done 2>&1
 }
 
 for stage in "$@"; do
@@ -40,9 +60,11 @@ for stage in "$@"; do
         .dev/kernels_simd 2>&1 | tee -a "$OUT/cpu.txt"
         ;;
     ops)
-        .dev/gpu_ops --test-threads 1 2>&1 | tee "$OUT/ops.txt"
-        echo "-- without subgroups" >>"$OUT/ops.txt"
-        ROPEWALK_GPU_NO_SUBGROUPS=1 .dev/gpu_ops --test-threads 1 2>&1 | tee -a "$OUT/ops.txt"
+        for t in gpu_ops gpu_fold; do
+            .dev/$t --test-threads 1 2>&1 | tee -a "$OUT/ops.txt"
+            echo "-- without subgroups" >>"$OUT/ops.txt"
+            ROPEWALK_GPU_NO_SUBGROUPS=1 .dev/$t --test-threads 1 2>&1 | tee -a "$OUT/ops.txt"
+        done
         ;;
     kernels)
         .dev/gpu_kernels --bench --warm-up-time 0.3 --measurement-time 1 ${KERNELS:-} 2>&1 |
@@ -66,16 +88,8 @@ for stage in "$@"; do
         done
         ;;
     units)
-        # prompts with the matrix units and without, alternating
-        for shape in smollm2-135m llama2-7b; do
-            m=$(model $shape q4_0)
-            for round in 1 2; do
-                for off in "" 1; do
-                    env ${off:+ROPEWALK_GPU_NO_MATRIX_UNITS=1} $RW bench -m "$m" -p 512 -n 0 -ngl 99 -r 3 -o json |
-                        python3 -c "import json,sys; [print(sys.argv[1], 'f32' if sys.argv[2] else 'mma', r['test'], round(r['avg_ts'],1), '+-', round(r['stddev_ts'],1)) for r in json.load(sys.stdin)]" $shape "$off"
-                done
-            done
-        done 2>&1 | tee "$OUT/units.txt"
+        # prompts with the matrix units and without
+        alternate ROPEWALK_GPU_NO_MATRIX_UNITS mma f32 -p 512 -n 0 | tee "$OUT/units.txt"
         ;;
     sweep)
         $RW bench -m "$(model llama2-7b q4_0)" -p 0 -n 64 --gpu-sweep 8 -r 2 -o json > "$OUT/sweep-7b.json"
@@ -102,6 +116,9 @@ for stage in "$@"; do
 r = json.load(sys.stdin)[0]
 print(f\"{sys.argv[1] or '(nothing)':42} {r['avg_ts']:8.1f} t/s {1e3 / r['avg_ts']:7.3f} ms/token\")" "$skip"
         done 2>&1 | tee "$OUT/knockout.txt"
+        ;;
+    fold)
+        alternate ROPEWALK_GPU_NO_FOLD folded apart -p 0 -n 128 | tee "$OUT/fold.txt"
         ;;
     *)
         echo "unknown stage $stage" >&2

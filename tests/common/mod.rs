@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod gpu;
 pub mod hf;
 
 use std::path::{Path, PathBuf};

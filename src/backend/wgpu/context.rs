@@ -148,6 +148,10 @@ pub struct Gpu {
     /// Whether subgroups are always 32 lanes wide (and enabled), so the matrix-vector
     /// shader sums its lanes with subgroup operations.
     pub subgroups_of_32: bool,
+    /// Whether one-token steps fold RMSNorm and SwiGLU into the products around them
+    /// (see `fold.rs`): where a workgroup may have 1024 invocations and a shader bind 9
+    /// storage buffers, unless `ROPEWALK_GPU_NO_FOLD` is set.
+    pub fold_norms: bool,
     /// Whether prompts run on the adapter's matrix units (`gemm_coop.wgsl`): where it has
     /// them, unless `ROPEWALK_GPU_NO_MATRIX_UNITS` is set.
     pub matrix_units: bool,
@@ -195,6 +199,10 @@ impl Gpu {
         if super::profile::wanted() && adapter.features().contains(super::profile::FEATURES) {
             features |= super::profile::FEATURES;
         }
+        let fold_norms = limits.max_compute_invocations_per_workgroup >= 1024
+            && limits.max_compute_workgroup_size_x >= 1024
+            && limits.max_storage_buffers_per_shader_stage >= 9
+            && std::env::var_os("ROPEWALK_GPU_NO_FOLD").is_none();
         let matrix_units =
             info.matrix_units && std::env::var_os("ROPEWALK_GPU_NO_MATRIX_UNITS").is_none();
         let experimental_features = if matrix_units {
@@ -237,6 +245,7 @@ impl Gpu {
             info,
             max_binding,
             subgroups_of_32,
+            fold_norms,
             matrix_units,
             uncaptured,
         })

@@ -126,6 +126,13 @@ impl Variants {
         }
     }
 
+    /// The variant of `Same` or `BatchesOnly`, or the one of several tokens.
+    pub(super) fn into_any(self) -> Variant {
+        match self {
+            Variants::Same(v) | Variants::BatchesOnly(v) | Variants::ByTokens { many: v, .. } => v,
+        }
+    }
+
     /// Any variant: they all take the same tokens of a step.
     fn any(&self) -> &Variant {
         match self {

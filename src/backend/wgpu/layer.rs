@@ -4,7 +4,7 @@ use crate::model::weights::{LayerWeights, Matrix};
 
 use super::ops::{self, Dest, Input, Kernel};
 use super::segment::Offload;
-use super::upload::GpuMatrix;
+use super::upload::{storage_init, GpuMatrix};
 use super::{Gpu, Result};
 
 /// `m` on the GPU, counted in `offload`.
@@ -75,6 +75,58 @@ impl Stack {
                 kernels
             }
         }
+    }
+}
+
+impl Stack {
+    /// The matrices, stacked or apart.
+    pub(super) fn parts(&self) -> Vec<&GpuMatrix> {
+        match self {
+            Stack::One(m) => vec![m],
+            Stack::Apart(parts) => parts.iter().collect(),
+        }
+    }
+}
+
+/// A layer on the GPU: its matrices, its norms' weights and its KV cache.
+pub(super) struct GpuLayer {
+    pub m: LayerMatrices,
+    pub attn_norm: wgpu::Buffer,
+    pub ffn_norm: wgpu::Buffer,
+    pub k_cache: wgpu::Buffer,
+    pub v_cache: wgpu::Buffer,
+}
+
+impl GpuLayer {
+    /// Uploads `l`, with room for a KV cache of `kv_bytes` for keys and as much for
+    /// values.
+    pub(super) fn upload(
+        gpu: &Gpu,
+        l: &LayerWeights,
+        kv_bytes: u64,
+        offload: &mut Offload,
+    ) -> Result<GpuLayer> {
+        let m = LayerMatrices::upload(gpu, l, offload)?;
+        let norm = |v: &[f32]| storage_init(gpu, "norm", bytemuck::cast_slice(v));
+        let (k_cache, v_cache) = gpu.checked("allocating the KV cache", || {
+            let cache = |label| {
+                gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: kv_bytes.next_multiple_of(16),
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                })
+            };
+            (cache("k cache"), cache("v cache"))
+        })?;
+        offload.kv_bytes += 2 * kv_bytes;
+        Ok(GpuLayer {
+            m,
+            attn_norm: norm(&l.attn_norm),
+            ffn_norm: norm(&l.ffn_norm),
+            k_cache,
+            v_cache,
+        })
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod bandwidth;
 mod context;
+pub mod fold;
 mod kernel;
 mod layer;
 pub mod ops;

@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
+use super::fold::{self, OutSide, Then};
 use super::kernel::{uniform, Grid, Variant, Variants, MAX_GROUPS};
 use super::pipelines::{Access, Pipeline};
 use super::upload::{integer_dot, GpuMatrix};
 use super::Gpu;
 
+pub use super::fold::{Folded, GluOut, NormOut};
 pub use super::kernel::{activations, read, run, step_buffer, upload_f32, Kernel, Step};
 
 use Access::{Read as R, ReadWrite as RW, Uniform as U};
@@ -80,11 +82,18 @@ pub struct Input<'a> {
     /// The rows' 8-bit copy, which the op that makes the rows fills ([`rms_norm`],
     /// [`attention`], [`silu_mul`]).
     pub q8: Option<&'a Q8Rows>,
+    /// Set where the rows are an RMSNorm's output folded into the products around it:
+    /// then on one-token steps `q8` holds x · weight, to be scaled from these sums.
+    pub folded: Option<Folded<'a>>,
 }
 
 impl<'a> From<&'a wgpu::Buffer> for Input<'a> {
     fn from(f32: &'a wgpu::Buffer) -> Input<'a> {
-        Input { f32, q8: None }
+        Input {
+            f32,
+            q8: None,
+            folded: None,
+        }
     }
 }
 
@@ -145,12 +154,69 @@ pub fn matmul_into(
     m: &GpuMatrix,
     step: &wgpu::Buffer,
     act: Input,
+    into: (&wgpu::Buffer, usize, usize),
+    dest: Dest,
+) -> Vec<Kernel> {
+    product(gpu, m, step, act, into, dest, Then::Store)
+}
+
+/// `x += m · act` that, on one-token steps, also makes the input of the RMSNorm after it
+/// folded (see [`fold`](super::fold)); `m` has an integer product and one chunk.
+pub fn matmul_folding<'a>(
+    gpu: &Gpu,
+    m: &GpuMatrix,
+    step: &wgpu::Buffer,
+    act: impl Into<Input<'a>>,
+    x: &wgpu::Buffer,
+    norm: NormOut,
+) -> Vec<Kernel> {
+    let into = (x, 0, m.rows);
+    product(gpu, m, step, act.into(), into, Dest::Add, Then::Norm(norm))
+}
+
+/// `gate_up = m · act` (`m` the stacked `[gate; up]` matrix) whose one-token steps fold
+/// SwiGLU in: they store silu(gate) · up into `glu.hidden`, and its 8-bit copy (see
+/// [`fold`](super::fold)); `m` has an integer product and one chunk.
+pub fn matmul_glu<'a>(
+    gpu: &Gpu,
+    m: &GpuMatrix,
+    step: &wgpu::Buffer,
+    act: impl Into<Input<'a>>,
+    gate_up: &wgpu::Buffer,
+    glu: GluOut,
+) -> Vec<Kernel> {
+    let into = (gate_up, 0, m.rows);
+    product(gpu, m, step, act.into(), into, Dest::Store, Then::Glu(glu))
+}
+
+fn product(
+    gpu: &Gpu,
+    m: &GpuMatrix,
+    step: &wgpu::Buffer,
+    act: Input,
     (out, offset, width): (&wgpu::Buffer, usize, usize),
     dest: Dest,
+    then: Then,
 ) -> Vec<Kernel> {
     let add = ("ADD", u32::from(dest == Dest::Add).to_string());
     // One token takes the integer product where it has 8-bit activations to read.
     let idot = act.q8.and(integer_dot(m.decode));
+    let (folded_in, side) = (act.folded.is_some(), then.side());
+    // fold::foldable and fold::glu_foldable chose these products.
+    assert!(
+        !(folded_in || side != OutSide::Store) || idot.is_some(),
+        "an op folded into a product without an integer product"
+    );
+    assert!(
+        side == OutSide::Store || m.chunks.len() == 1,
+        "an op folded into a matrix in several chunks"
+    );
+    // A norm's maker adds into x from the attention or the hidden row, never a norm.
+    assert!(
+        !(folded_in && side == OutSide::Norm),
+        "a folded norm's maker reading a folded norm"
+    );
+    let eps = act.folded.map_or(0.0, |f| f.eps);
     // Batches take the matrix units on the fast path, where the adapter has them.
     let units = gpu.matrix_units && act.q8.is_some();
     let (gemm, (tile_rows, tile_tokens)) = gemm_variant(m.rows, m.decode, add.clone(), units);
@@ -174,6 +240,7 @@ pub fn matmul_into(
                         width as u32,
                         u32::from(out_rows),
                         x,
+                        eps.to_bits(),
                     ],
                 );
                 let grid = Grid::Rows {
@@ -182,33 +249,58 @@ pub fn matmul_into(
                     tok,
                     out_rows,
                 };
-                let buffers: Vec<&wgpu::Buffer> = match act.q8.filter(|_| q8) {
-                    Some(a) => vec![&params, step, &c.quants, &c.scales, &a.q, out, &a.d],
+                let mut buffers: Vec<&wgpu::Buffer> = match act.q8.filter(|_| q8) {
+                    Some(a) => {
+                        // SwiGLU folded in stores the hidden row, not gate and up.
+                        let out = match then {
+                            Then::Glu(g) => g.hidden,
+                            _ => out,
+                        };
+                        vec![&params, step, &c.quants, &c.scales, &a.q, out, &a.d]
+                    }
                     None => vec![&params, step, &c.quants, &c.scales, act.f32, out],
                 };
+                if q8 {
+                    buffers.extend(act.folded.map(|f| f.sums));
+                    buffers.extend(then.buffers());
+                }
                 Variant::new(gpu, pipeline.clone(), &buffers, grid)
             };
-            let shape = matvec_shape(c.rows, idot.is_some());
-            let (files, defines) =
-                matvec_variant(gpu.subgroups_of_32, (m.decode, idot), shape, add.clone());
-            let bindings: &[Access] = if idot.is_some() {
-                &Q8_PRODUCT
+            let shape = side
+                .shape()
+                .unwrap_or_else(|| matvec_shape(c.rows, idot.is_some()));
+            let (files, defines) = matvec_variant(
+                gpu.subgroups_of_32,
+                (m.decode, idot),
+                shape,
+                add.clone(),
+                (folded_in, side),
+            );
+            let mut bindings = if idot.is_some() {
+                Q8_PRODUCT.to_vec()
             } else {
-                &F32_PRODUCT
+                F32_PRODUCT.to_vec()
             };
-            let vector = gpu.pipelines.get(&gpu.device, &files, &defines, bindings);
+            bindings.extend(fold::side_bindings(folded_in, side));
+            let vector = gpu.pipelines.get(&gpu.device, &files, &defines, &bindings);
             Kernel {
                 variants: Variants::ByTokens {
                     one: variant(&vector, shape.0 * shape.1, u32::MAX, idot.is_some()),
                     many: variant(&matrix, tile_rows, tile_tokens, false),
                 },
                 label: format!(
-                    "matmul {}{}{} {}x{}",
+                    "matmul {}{}{} {}x{}{}{}",
                     m.decode.trim_start_matches("decode_"),
                     if idot.is_some() { " q8" } else { "" },
                     if units { " mma" } else { "" },
                     c.rows,
-                    m.cols
+                    m.cols,
+                    if folded_in { " norm in" } else { "" },
+                    match side {
+                        OutSide::Store => "",
+                        OutSide::Norm => " norm out",
+                        OutSide::Glu => " glu",
+                    }
                 ),
             }
         })
@@ -251,15 +343,20 @@ fn matvec_variant(
     (decode, idot): (&'static str, Option<&'static str>),
     (rows_per_run, groups): (u32, u32),
     add: (&'static str, String),
+    (folded_in, side): (bool, OutSide),
 ) -> ShaderVariant {
     // WGSL's `enable subgroups;` is not parsed yet: the device feature alone allows them.
-    let reduce = if subgroups_of_32 {
-        "return subgroupAdd(x);"
+    let (reduce, reduce_max) = if subgroups_of_32 {
+        (
+            "return subgroupAdd(x);".into(),
+            "return subgroupMax(x);".into(),
+        )
     } else {
-        SHARED_SUM32
+        (shared_tree("+"), shared_tree("max"))
     };
-    let defines = vec![
-        ("REDUCE", reduce.to_string()),
+    let mut defines = vec![
+        ("REDUCE", reduce),
+        ("REDUCE_MAX", reduce_max),
         ("ROWS", rows_per_run.to_string()),
         ("GROUPS", groups.to_string()),
         add,
@@ -269,21 +366,33 @@ fn matvec_variant(
         Some(idot) => files.extend(["act_q8", idot]),
         None => files.push("act_f32"),
     }
+    let (side_files, side_defines) = fold::side_files(folded_in, side);
+    files.extend(side_files);
+    defines.extend(side_defines);
     (files, defines)
 }
 
-/// `sum32` through workgroup memory: a tree over each run of 32 lanes.
-const SHARED_SUM32: &str = "partial[lid] = x;
+/// `sum32` (`op` "+") or `max32` (`op` "max") through workgroup memory: a tree over
+/// each run of 32 lanes.
+fn shared_tree(op: &str) -> String {
+    let step = match op {
+        "+" => "partial[lid] += partial[lid + s];",
+        _ => "partial[lid] = max(partial[lid], partial[lid + s]);",
+    };
+    format!(
+        "partial[lid] = x;
     workgroupBarrier();
-    for (var s = 16u; s > 0u; s >>= 1u) {
-        if lid % LANES < s {
-            partial[lid] += partial[lid + s];
-        }
+    for (var s = 16u; s > 0u; s >>= 1u) {{
+        if lid % LANES < s {{
+            {step}
+        }}
         workgroupBarrier();
-    }
+    }}
     let total = partial[lid - lid % LANES];
     workgroupBarrier();
-    return total;";
+    return total;"
+    )
+}
 
 /// `out[t] = rms_norm(x[t]) · weight`, rows of `dim`, with the 8-bit copy where `out`
 /// has one.
@@ -298,7 +407,7 @@ pub fn rms_norm<'a>(
 ) -> Kernel {
     let inputs = vec![(weight, R), (x, R)];
     let variant = (
-        vec!["rms_norm", "combine"],
+        vec!["rms_norm", "norm_input", "combine"],
         vec![combine_define(gpu.subgroups_of_32)],
     );
     let ((files, defines), buffers) = with_copy(variant, inputs, out.into());
@@ -370,7 +479,7 @@ impl KvType {
         [("KV_WORD", word.into()), ("KV_STORE", store.into())]
     }
 
-    /// The attention shader's defines: how it reads eight key values and one value,
+    /// The attention shader's defines: how it reads eight key values and four values,
     /// writes eight of each, and rounds a value as the cache does.
     fn kv_defines(self) -> [(&'static str, String); 7] {
         let [vec, load8, store8, word, value, store_values8, round] = match self {
@@ -380,7 +489,7 @@ impl KvType {
                 "k_cache[2u * i] = e.lo;
     k_cache[2u * i + 1u] = e.hi;",
                 "f32",
-                "return v_cache[i];",
+                "return vec4<f32>(v_cache[i], v_cache[i + 1u], v_cache[i + 2u], v_cache[i + 3u]);",
                 "for (var j = 0u; j < 4u; j++) {
         v_cache[8u * i + j] = e.lo[j];
         v_cache[8u * i + 4u + j] = e.hi[j];
@@ -395,7 +504,7 @@ impl KvType {
                 "k_cache[i] = vec4<u32>(pack2x16float(e.lo.xy), pack2x16float(e.lo.zw),
         pack2x16float(e.hi.xy), pack2x16float(e.hi.zw));",
                 "u32",
-                "return unpack2x16float(v_cache[i / 2u])[i % 2u];",
+                "return vec4<f32>(unpack2x16float(v_cache[i / 2u]), unpack2x16float(v_cache[i / 2u + 1u]));",
                 "v_cache[4u * i] = pack2x16float(e.lo.xy);
     v_cache[4u * i + 1u] = pack2x16float(e.lo.zw);
     v_cache[4u * i + 2u] = pack2x16float(e.hi.xy);
@@ -408,7 +517,7 @@ impl KvType {
             ("KV_LOAD8", load8),
             ("KV_STORE8", store8),
             ("KV_WORD", word),
-            ("KV_VALUE", value),
+            ("KV_VALUE4", value),
             ("KV_STORE_VALUES8", store_values8),
             ("KV_ROUND", round),
         ]
@@ -570,7 +679,24 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
                     for rows in [16, 4096, 8192] {
                         let shape = matvec_shape(rows, idot.is_some());
                         let add = ("ADD", add.into());
-                        out.push(matvec_variant(subgroups, (decode, idot), shape, add));
+                        let with = (decode, idot);
+                        let sides = (false, OutSide::Store);
+                        out.push(matvec_variant(subgroups, with, shape, add, sides));
+                    }
+                    if idot.is_some() {
+                        // every side of a fold, on the shapes it takes
+                        let with = (decode, idot);
+                        for folded_in in [false, true] {
+                            for side in [OutSide::Store, OutSide::Norm, OutSide::Glu] {
+                                if folded_in && side == OutSide::Norm {
+                                    continue;
+                                }
+                                let shape = side.shape().unwrap_or((1, 4));
+                                let add = ("ADD", add.to_string());
+                                let sides = (folded_in, side);
+                                out.push(matvec_variant(subgroups, with, shape, add, sides));
+                            }
+                        }
                     }
                 }
             }
@@ -581,10 +707,19 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
     // binding of their output.
     let mut makers = vec![
         (
-            (vec!["rms_norm", "combine"], vec![combine_define(false)]),
+            (
+                vec!["rms_norm", "norm_input", "combine"],
+                vec![combine_define(false)],
+            ),
             4,
         ),
-        ((vec!["rms_norm", "combine"], vec![combine_define(true)]), 4),
+        (
+            (
+                vec!["rms_norm", "norm_input", "combine"],
+                vec![combine_define(true)],
+            ),
+            4,
+        ),
         ((vec!["silu_mul"], vec![]), 3),
     ];
     for ty in [KvType::F32, KvType::F16] {
@@ -603,6 +738,7 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
             out.push(copy_variant(variant.clone(), q8, out_binding));
         }
     }
+    out.push(fold::first_variant());
     out.push((vec!["copy"], Vec::new()));
     out
 }

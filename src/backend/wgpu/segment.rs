@@ -7,11 +7,14 @@ use std::sync::Arc;
 use crate::backend::cpu::matmul::Precision;
 use crate::model::Llama;
 
+use super::fold;
 use super::kernel::read_into;
-use super::layer::{upload, LayerMatrices};
-use super::ops::{self, AttnShape, Dest, Input, Kernel, KvType, Q8Rows, Step};
+use super::layer::{upload, GpuLayer, Stack};
+use super::ops::{
+    self, AttnShape, Dest, Folded, GluOut, Input, Kernel, KvType, NormOut, Q8Rows, Step,
+};
 use super::profile::{self, Profiler};
-use super::upload::storage_init;
+use super::upload::{storage_init, GpuMatrix};
 use super::{Gpu, GpuError, Result};
 
 /// What went to the GPU.
@@ -25,6 +28,10 @@ pub struct Offload {
     pub kv_bytes: u64,
     /// Matrices stored as f16 because their type has no GPU shader.
     pub via_f16: Vec<String>,
+    /// RMSNorms that one-token steps fold into the products around them.
+    pub folded_norms: usize,
+    /// SwiGLUs that one-token steps fold into the gate and up product.
+    pub folded_swiglu: usize,
 }
 
 /// The GPU's share of a model, ready to run steps of up to `n_batch` tokens.
@@ -91,8 +98,11 @@ impl Activations {
     /// there is one.
     fn inputs(&self) -> [Input<'_>; 3] {
         let q8 = |i: usize| self.q8.as_ref().map(|q| &q[i]);
-        [(&self.xn, q8(0)), (&self.att, q8(1)), (&self.hidden, q8(2))]
-            .map(|(f32, q8)| Input { f32, q8 })
+        [(&self.xn, q8(0)), (&self.att, q8(1)), (&self.hidden, q8(2))].map(|(f32, q8)| Input {
+            f32,
+            q8,
+            folded: None,
+        })
     }
 }
 
@@ -158,6 +168,8 @@ impl GpuSegment {
             weight_bytes: 0,
             kv_bytes: 0,
             via_f16: Vec::new(),
+            folded_norms: 0,
+            folded_swiglu: 0,
         };
         let shape = AttnShape {
             n_heads: c.n_heads,
@@ -166,29 +178,79 @@ impl GpuSegment {
         };
 
         let total = offload.layers + usize::from(output);
-        let mut kernels = Vec::new();
-        for (i, layer) in model.weights.layers[first_layer..].iter().enumerate() {
-            let w = LayerMatrices::upload(g, layer, &mut offload)?;
-            let norm = |v: &[f32]| storage_init(g, "norm", bytemuck::cast_slice(v));
-            let (attn_norm, ffn_norm) = (norm(&layer.attn_norm), norm(&layer.ffn_norm));
-            let (k_cache, v_cache) = g.checked("allocating the KV cache", || {
-                let cache = |label| {
-                    g.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some(label),
-                        size: kv_bytes_per_layer.next_multiple_of(16),
-                        usage: wgpu::BufferUsages::STORAGE,
-                        mapped_at_creation: false,
-                    })
-                };
-                (cache("k cache"), cache("v cache"))
-            })?;
-            offload.kv_bytes += 2 * kv_bytes_per_layer;
+        let mut layers = Vec::new();
+        for (i, weights) in model.weights.layers[first_layer..].iter().enumerate() {
+            layers.push(GpuLayer::upload(
+                g,
+                weights,
+                kv_bytes_per_layer,
+                &mut offload,
+            )?);
+            progress(i + 1, total);
+        }
 
-            let eps = c.rms_eps;
-            let caches = (&k_cache, &v_cache);
+        // Which norms fold into the products around them (fold.rs): each layer's
+        // attention norm, made by the layer before (none before the first), and its
+        // feed-forward norm, made by its attention's output product.
+        let fold = |maker: Option<&GpuMatrix>, readers: &Stack| {
+            a.q8.is_some() && fold::foldable(g, maker, &readers.parts())
+        };
+        let attn_folds: Vec<bool> = (0..layers.len())
+            .map(|i| {
+                fold(
+                    i.checked_sub(1).map(|j| &layers[j].m.w_down),
+                    &layers[i].m.qkv,
+                )
+            })
+            .collect();
+        let ffn_folds: Vec<bool> = layers
+            .iter()
+            .map(|l| fold(Some(&l.m.wo), &l.m.gate_up))
+            .collect();
+        let glu_folds: Vec<bool> = layers
+            .iter()
+            .map(|l| {
+                let stacked = match &l.m.gate_up {
+                    Stack::One(m) => Some(m),
+                    Stack::Apart(_) => None,
+                };
+                fold::glu_foldable(g, stacked, a.q8.is_some())
+            })
+            .collect();
+        let count = |folds: &[bool]| folds.iter().filter(|&&f| f).count();
+        offload.folded_norms = count(&attn_folds) + count(&ffn_folds);
+        offload.folded_swiglu = count(&glu_folds);
+        let sums = ops::activations(g, "norm sums", c.dim / 32);
+        let normed = |folded: bool| Input {
+            folded: folded.then_some(Folded {
+                sums: &sums,
+                eps: c.rms_eps,
+            }),
+            ..xn
+        };
+        // What a product adding into x makes for the folded norm `weight` after it.
+        let making = |weight| {
+            a.q8.as_ref().map(|q8| NormOut {
+                weight,
+                q8: &q8[0],
+                sums: &sums,
+            })
+        };
+
+        let mut kernels = Vec::new();
+        for (i, l) in layers.iter().enumerate() {
+            let norm = |weight, folded| (weight, c.dim, c.rms_eps, normed(folded));
+            let caches = (&l.k_cache, &l.v_cache);
             let k = &mut kernels;
-            k.push(ops::rms_norm(g, &attn_norm, c.dim, eps, &step, &a.x, xn));
-            k.extend(w.qkv.kernels(g, &step, xn, &a.qkv));
+            let xn_attn = normed(attn_folds[i]);
+            k.push(fold::rms_norm(
+                g,
+                norm(&l.attn_norm, attn_folds[i]),
+                &step,
+                &a.x,
+                i == 0,
+            ));
+            k.extend(l.m.qkv.kernels(g, &step, xn_attn, &a.qkv));
             k.push(ops::rope_store(g, shape, kv, &step, &table, &a.qkv, caches));
             let q = (&a.qkv, qkv_dim);
             k.push(ops::attention(
@@ -200,12 +262,36 @@ impl GpuSegment {
                 caches,
                 att,
             ));
-            k.extend(ops::matmul(g, &w.wo, &step, att, &a.x, Dest::Add));
-            k.push(ops::rms_norm(g, &ffn_norm, c.dim, eps, &step, &a.x, xn));
-            k.extend(w.gate_up.kernels(g, &step, xn, &a.gate_up));
-            k.push(ops::silu_mul(g, c.ffn_dim, &step, &a.gate_up, hidden));
-            k.extend(ops::matmul(g, &w.w_down, &step, hidden, &a.x, Dest::Add));
-            progress(i + 1, total);
+            let then = making(&l.ffn_norm).filter(|_| ffn_folds[i]);
+            k.extend(add_product(g, &l.m.wo, &step, att, &a.x, then));
+            k.push(fold::rms_norm(
+                g,
+                norm(&l.ffn_norm, ffn_folds[i]),
+                &step,
+                &a.x,
+                false,
+            ));
+            let xn_ffn = normed(ffn_folds[i]);
+            let silu = ops::silu_mul(g, c.ffn_dim, &step, &a.gate_up, hidden);
+            match (&l.m.gate_up, &a.q8) {
+                (Stack::One(m), Some(q8)) if glu_folds[i] => {
+                    let glu = GluOut {
+                        hidden: &a.hidden,
+                        q8: &q8[2],
+                    };
+                    k.extend(ops::matmul_glu(g, m, &step, xn_ffn, &a.gate_up, glu));
+                    k.push(fold::batches_only(silu));
+                }
+                _ => {
+                    k.extend(l.m.gate_up.kernels(g, &step, xn_ffn, &a.gate_up));
+                    k.push(silu);
+                }
+            }
+            let next = layers
+                .get(i + 1)
+                .filter(|_| attn_folds.get(i + 1) == Some(&true));
+            let then = next.and_then(|n| making(&n.attn_norm));
+            k.extend(add_product(g, &l.m.w_down, &step, hidden, &a.x, then));
         }
 
         let mut output_kernels = Vec::new();
@@ -214,6 +300,7 @@ impl GpuSegment {
                 ops::activations(g, "logits", n_batch * c.n_vocab)
             })?;
             let out = upload(g, &model.weights.output, &mut offload)?;
+            let xn = normed(false);
             let norm = storage_init(g, "norm", bytemuck::cast_slice(&model.weights.output_norm));
             output_kernels.push(ops::rms_norm(g, &norm, c.dim, c.rms_eps, &step, &a.x, xn));
             output_kernels.extend(ops::matmul(g, &out, &step, xn, &logits, Dest::OutputRows));
@@ -386,6 +473,21 @@ impl GpuSegment {
             );
         }
         encoder.finish()
+    }
+}
+
+/// `x += m · act`, making the input of the folded norm after it where `then` is set.
+fn add_product<'a>(
+    gpu: &Gpu,
+    m: &GpuMatrix,
+    step: &wgpu::Buffer,
+    act: Input<'a>,
+    x: &wgpu::Buffer,
+    then: Option<NormOut>,
+) -> Vec<Kernel> {
+    match then {
+        Some(norm) => ops::matmul_folding(gpu, m, step, act, x, norm),
+        None => ops::matmul(gpu, m, step, act, x, Dest::Add),
     }
 }
 
