@@ -7,13 +7,12 @@
 mod common;
 
 use common::gpu::{assert_close, assert_q8_copy, cpu_exact, gpu, matrix, normal, random_matrix};
-use common::gpu::{q8_values, read_q8};
+use common::gpu::{q8_values, read_q8, NormedAct};
 use common::Rng;
 use ropewalk::backend::cpu::ops as cpu;
 use ropewalk::backend::wgpu::fold;
 use ropewalk::backend::wgpu::ops::{self, Dest, Folded, GluOut, Input, NormOut, Q8Rows, Step};
 use ropewalk::backend::wgpu::upload::GpuMatrix;
-use ropewalk::backend::wgpu::Gpu;
 use ropewalk::quant::GgmlType;
 
 const EPS: f32 = 1e-5;
@@ -38,55 +37,6 @@ fn norm_scale(x: &[f32]) -> f32 {
     1.0 / (mean + EPS).sqrt()
 }
 
-/// Activation rows with the 8-bit copy that a one-token product reads, made as a layer
-/// makes them, by an RMSNorm (of weight one).
-struct NormedAct {
-    src: wgpu::Buffer,
-    ones: wgpu::Buffer,
-    f32: wgpu::Buffer,
-    q8: Q8Rows,
-    cols: usize,
-}
-
-impl NormedAct {
-    fn new(gpu: &Gpu, rows: &[f32], cols: usize) -> NormedAct {
-        let n = rows.len() / cols;
-        NormedAct {
-            src: ops::upload_f32(gpu, "act", rows),
-            ones: ops::upload_f32(gpu, "ones", &vec![1.0; cols]),
-            f32: ops::activations(gpu, "normed", n * cols),
-            q8: Q8Rows::new(gpu, n, cols),
-            cols,
-        }
-    }
-
-    fn input(&self) -> Input<'_> {
-        Input {
-            f32: &self.f32,
-            q8: Some(&self.q8),
-            folded: None,
-        }
-    }
-
-    /// The norm that makes the rows and the copy.
-    fn norm(&self, gpu: &Gpu, step: &wgpu::Buffer) -> ops::Kernel {
-        ops::rms_norm(
-            gpu,
-            &self.ones,
-            self.cols,
-            EPS,
-            step,
-            &self.src,
-            self.input(),
-        )
-    }
-
-    /// The values the first row's copy stands for.
-    fn values(&self, gpu: &Gpu) -> Vec<f32> {
-        q8_values(&read_q8(gpu, &self.q8, self.cols))
-    }
-}
-
 #[test]
 fn a_norm_folds_between_the_products_around_it() {
     // x += W1 · a, then out = W2 · (rms_norm(x) · w), with no norm kernel between: the
@@ -94,7 +44,7 @@ fn a_norm_folds_between_the_products_around_it() {
     // its sums. Every type with an integer product on both sides; rows of x longer than
     // 4096 values too, whose readers take more than four blocks' sums a lane.
     let gpu = gpu();
-    assert!(gpu.fold_norms, "the adapter cannot fold norms");
+    assert!(gpu.fold_ops, "the adapter cannot fold norms");
     let mut rng = Rng::new(31);
     let types = [
         GgmlType::Q4_0,

@@ -4,7 +4,7 @@
 mod common;
 
 use common::gpu::{
-    assert_close, assert_q8_copy, cpu_exact, gpu, matrix, normal, q8_values, random_matrix, read_q8,
+    assert_close, assert_q8_copy, cpu_exact, gpu, matrix, normal, random_matrix, NormedAct,
 };
 use common::Rng;
 use ropewalk::backend::cpu::attention::{attend, Tile};
@@ -58,35 +58,26 @@ fn gpu_matmul(
 /// layer's are), which makes their 8-bit copy, then the integer matrix-vector product.
 /// Gives the product and the values the copy stands for.
 fn gpu_matvec_q8(gpu: &Gpu, m: &Matrix, act: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    let n = 1;
     let g = GpuMatrix::upload(gpu, m).unwrap();
     let step_buf = ops::step_buffer(gpu);
-    let a = ops::upload_f32(gpu, "act", act);
-    let ones = ops::upload_f32(gpu, "norm", &vec![1.0; m.cols]);
-    let (xn, q8) = (
-        ops::activations(gpu, "xn", n * m.cols),
-        Q8Rows::new(gpu, n, m.cols),
-    );
-    let out = ops::activations(gpu, "out", n * m.rows);
-    let input = Input {
-        f32: &xn,
-        q8: Some(&q8),
-        folded: None,
-    };
-    let mut kernels = vec![ops::rms_norm(
-        gpu, &ones, m.cols, 1e-5, &step_buf, &a, input,
-    )];
-    kernels.extend(ops::matmul(gpu, &g, &step_buf, input, &out, Dest::Store));
+    let a = NormedAct::new(gpu, act, m.cols);
+    let out = ops::activations(gpu, "out", m.rows);
+    let mut kernels = vec![a.norm(gpu, &step_buf)];
+    kernels.extend(ops::matmul(
+        gpu,
+        &g,
+        &step_buf,
+        a.input(),
+        &out,
+        Dest::Store,
+    ));
     assert!(kernels[1].label.contains(" q8 "), "{}", kernels[1].label);
     let step = Step {
-        n_tokens: n as u32,
+        n_tokens: 1,
         ..Default::default()
     };
     ops::run(gpu, &kernels, &step_buf, &step);
-    (
-        ops::read(gpu, &out, n * m.rows).unwrap(),
-        q8_values(&read_q8(gpu, &q8, m.cols)),
-    )
+    (ops::read(gpu, &out, m.rows).unwrap(), a.values(gpu))
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use ropewalk::backend::cpu::matmul::{matmul as cpu_matmul, MatmulScratch, Precision};
-use ropewalk::backend::wgpu::ops::{self, Q8Rows};
+use ropewalk::backend::wgpu::ops::{self, Input, Q8Rows};
 use ropewalk::backend::wgpu::{Gpu, GpuChoice};
 use ropewalk::model::weights::Matrix;
 use ropewalk::quant::{self, GgmlType};
@@ -131,5 +131,54 @@ pub fn assert_q8_copy(gpu: &Gpu, q8: &Q8Rows, values: &[f32], what: &str) {
         }
         let sum: i32 = q.iter().map(|&q| i32::from(q)).sum();
         assert_eq!(*s, d * sum as f32, "{what}: block {k} sum");
+    }
+}
+
+/// Activation rows with the 8-bit copy that a one-token product reads, made as a layer
+/// makes them, by an RMSNorm (of weight one, epsilon 1e-5).
+pub struct NormedAct {
+    pub f32: wgpu::Buffer,
+    pub q8: Q8Rows,
+    src: wgpu::Buffer,
+    ones: wgpu::Buffer,
+    cols: usize,
+}
+
+impl NormedAct {
+    pub fn new(gpu: &Gpu, rows: &[f32], cols: usize) -> NormedAct {
+        let n = rows.len() / cols;
+        NormedAct {
+            src: ops::upload_f32(gpu, "act", rows),
+            ones: ops::upload_f32(gpu, "ones", &vec![1.0; cols]),
+            f32: ops::activations(gpu, "normed", n * cols),
+            q8: Q8Rows::new(gpu, n, cols),
+            cols,
+        }
+    }
+
+    pub fn input(&self) -> Input<'_> {
+        Input {
+            f32: &self.f32,
+            q8: Some(&self.q8),
+            folded: None,
+        }
+    }
+
+    /// The norm that makes the rows and the copy.
+    pub fn norm(&self, gpu: &Gpu, step: &wgpu::Buffer) -> ops::Kernel {
+        ops::rms_norm(
+            gpu,
+            &self.ones,
+            self.cols,
+            1e-5,
+            step,
+            &self.src,
+            self.input(),
+        )
+    }
+
+    /// The values the first row's copy stands for.
+    pub fn values(&self, gpu: &Gpu) -> Vec<f32> {
+        q8_values(&read_q8(gpu, &self.q8, self.cols))
     }
 }

@@ -151,7 +151,7 @@ pub struct Gpu {
     /// Whether one-token steps fold RMSNorm and SwiGLU into the products around them
     /// (see `fold.rs`): where a workgroup may have 1024 invocations and a shader bind 9
     /// storage buffers, unless `ROPEWALK_GPU_NO_FOLD` is set.
-    pub fold_norms: bool,
+    pub fold_ops: bool,
     /// Whether prompts run on the adapter's matrix units (`gemm_coop.wgsl`): where it has
     /// them, unless `ROPEWALK_GPU_NO_MATRIX_UNITS` is set.
     pub matrix_units: bool,
@@ -199,7 +199,7 @@ impl Gpu {
         if super::profile::wanted() && adapter.features().contains(super::profile::FEATURES) {
             features |= super::profile::FEATURES;
         }
-        let fold_norms = limits.max_compute_invocations_per_workgroup >= 1024
+        let fold_ops = limits.max_compute_invocations_per_workgroup >= 1024
             && limits.max_compute_workgroup_size_x >= 1024
             && limits.max_storage_buffers_per_shader_stage >= 9
             && std::env::var_os("ROPEWALK_GPU_NO_FOLD").is_none();
@@ -245,7 +245,7 @@ impl Gpu {
             info,
             max_binding,
             subgroups_of_32,
-            fold_norms,
+            fold_ops,
             matrix_units,
             uncaptured,
         })

@@ -18,9 +18,9 @@
 //! whose readers lack an integer product (their one-token product reads f32 too), and
 //! the output norm, whose product may take a single row of a batch.
 
-use super::kernel::{uniform, Grid, Variant, Variants};
-use super::ops::{self, Input, Kernel, Q8Rows};
-use super::pipelines::Access;
+use super::kernel::{Grid, Variants};
+use super::ops::{self, Input, Kernel, Q8Rows, ShaderVariant};
+use super::pipelines::Access::{self, Read as R, ReadWrite as RW};
 use super::upload::{integer_dot, GpuMatrix};
 use super::Gpu;
 
@@ -108,10 +108,7 @@ impl OutSide {
 /// The matrix-vector shader's files and defines for its input side (a folded norm's
 /// reader or not) and its output side, whose bindings follow the product's seven: the
 /// norm's sums for a reader, then the output side's ([`Then::buffers`]).
-pub fn side_files(
-    folded_in: bool,
-    out: OutSide,
-) -> (Vec<&'static str>, Vec<(&'static str, String)>) {
+pub fn side_files(folded_in: bool, out: OutSide) -> ShaderVariant {
     let mut files = vec![if folded_in { "norm_in" } else { "norm_in_none" }];
     let next = 7 + u32::from(folded_in);
     let at = |i: u32| (next + i).to_string();
@@ -134,7 +131,6 @@ pub fn side_files(
 
 /// The bindings [`side_files`]' sides add after a product's own.
 pub fn side_bindings(folded_in: bool, out: OutSide) -> Vec<Access> {
-    use Access::{Read as R, ReadWrite as RW};
     let mut bindings = if folded_in { vec![R] } else { vec![] };
     bindings.extend_from_slice(match out {
         OutSide::Store => &[],
@@ -147,7 +143,7 @@ pub fn side_bindings(folded_in: bool, out: OutSide) -> Vec<Access> {
 /// Whether a stacked gate and up matrix can fold SwiGLU in: one matrix (not parts), an
 /// integer product, one chunk, and 8-bit activations on the fast path.
 pub fn glu_foldable(gpu: &Gpu, gate_up: Option<&GpuMatrix>, q8: bool) -> bool {
-    gpu.fold_norms
+    gpu.fold_ops
         && q8
         && gate_up.is_some_and(|m| {
             integer_dot(m.decode).is_some() && m.chunks.len() == 1 && m.rows % 64 == 0
@@ -166,7 +162,7 @@ pub fn batches_only(k: Kernel) -> Kernel {
 /// where x comes from the host) and `readers` can be folded.
 pub fn foldable(gpu: &Gpu, maker: Option<&GpuMatrix>, readers: &[&GpuMatrix]) -> bool {
     let fast = |m: &GpuMatrix| integer_dot(m.decode).is_some();
-    gpu.fold_norms
+    gpu.fold_ops
         && readers.iter().all(|m| fast(m))
         && maker.is_none_or(|m| fast(m) && m.chunks.len() == 1 && m.rows % 32 == 0)
 }
@@ -192,27 +188,34 @@ pub fn rms_norm(
     if !first {
         return batches_only(own);
     }
-    let many = own.variants.into_any();
-    use Access::{Read as R, ReadWrite as RW, Uniform as U};
     let (files, defines) = first_variant();
-    let bindings = [U, U, R, R, RW, RW, RW];
-    let pipeline = gpu.pipelines.get(&gpu.device, &files, &defines, &bindings);
-    let params = uniform(gpu, &[dim as u32, eps.to_bits()]);
-    let buffers = [&params, step, weight, x, &q8.q, &q8.d, folded.sums];
-    let grid = Grid::Items {
-        per_token: (dim / 32) as u32,
-    };
+    let one = ops::shader_variant(
+        gpu,
+        (&files, &defines),
+        &[dim as u32, eps.to_bits()],
+        step,
+        &[
+            (weight, R),
+            (x, R),
+            (&q8.q, RW),
+            (&q8.d, RW),
+            (folded.sums, RW),
+        ],
+        Grid::Items {
+            per_token: (dim / 32) as u32,
+        },
+    );
     Kernel {
         variants: Variants::ByTokens {
-            one: Variant::new(gpu, pipeline, &buffers, grid),
-            many,
+            one,
+            many: own.variants.into_any(),
         },
         label: "rms_norm folded first".into(),
     }
 }
 
 /// `rms_fold.wgsl`'s files and defines: its copy and sums at bindings 4-6.
-pub fn first_variant() -> (Vec<&'static str>, Vec<(&'static str, String)>) {
+pub fn first_variant() -> ShaderVariant {
     (
         vec!["rms_fold", "norm_input", "fold_store", "q8_store"],
         vec![

@@ -79,6 +79,14 @@ impl Stack {
 }
 
 impl Stack {
+    /// The stacked matrix, if the parts could be stacked.
+    pub(super) fn one(&self) -> Option<&GpuMatrix> {
+        match self {
+            Stack::One(m) => Some(m),
+            Stack::Apart(_) => None,
+        }
+    }
+
     /// The matrices, stacked or apart.
     pub(super) fn parts(&self) -> Vec<&GpuMatrix> {
         match self {

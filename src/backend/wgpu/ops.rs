@@ -204,7 +204,7 @@ fn product(
     let (folded_in, side) = (act.folded.is_some(), then.side());
     // fold::foldable and fold::glu_foldable chose these products.
     assert!(
-        !(folded_in || side != OutSide::Store) || idot.is_some(),
+        (!folded_in && side == OutSide::Store) || idot.is_some(),
         "an op folded into a product without an integer product"
     );
     assert!(
@@ -437,7 +437,7 @@ fn single_kernel(
 
 /// A shader's variant with its buffers bound: `params` at binding 0 and the step's
 /// uniform at 1, then `buffers`, each with how the shader uses it.
-fn shader_variant(
+pub(super) fn shader_variant(
     gpu: &Gpu,
     (files, defines): (&[&'static str], &[(&'static str, String)]),
     params: &[u32],

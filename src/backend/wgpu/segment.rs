@@ -209,13 +209,7 @@ impl GpuSegment {
             .collect();
         let glu_folds: Vec<bool> = layers
             .iter()
-            .map(|l| {
-                let stacked = match &l.m.gate_up {
-                    Stack::One(m) => Some(m),
-                    Stack::Apart(_) => None,
-                };
-                fold::glu_foldable(g, stacked, a.q8.is_some())
-            })
+            .map(|l| fold::glu_foldable(g, l.m.gate_up.one(), a.q8.is_some()))
             .collect();
         let count = |folds: &[bool]| folds.iter().filter(|&&f| f).count();
         offload.folded_norms = count(&attn_folds) + count(&ffn_folds);
@@ -273,8 +267,8 @@ impl GpuSegment {
             ));
             let xn_ffn = normed(ffn_folds[i]);
             let silu = ops::silu_mul(g, c.ffn_dim, &step, &a.gate_up, hidden);
-            match (&l.m.gate_up, &a.q8) {
-                (Stack::One(m), Some(q8)) if glu_folds[i] => {
+            match (l.m.gate_up.one(), &a.q8) {
+                (Some(m), Some(q8)) if glu_folds[i] => {
                     let glu = GluOut {
                         hidden: &a.hidden,
                         q8: &q8[2],
@@ -300,7 +294,6 @@ impl GpuSegment {
                 ops::activations(g, "logits", n_batch * c.n_vocab)
             })?;
             let out = upload(g, &model.weights.output, &mut offload)?;
-            let xn = normed(false);
             let norm = storage_init(g, "norm", bytemuck::cast_slice(&model.weights.output_norm));
             output_kernels.push(ops::rms_norm(g, &norm, c.dim, c.rms_eps, &step, &a.x, xn));
             output_kernels.extend(ops::matmul(g, &out, &step, xn, &logits, Dest::OutputRows));
