@@ -13,11 +13,9 @@
 //!
 //! Tokens go through in batches: each weight matrix is read once per batch.
 
-use rayon::prelude::*;
-
 use crate::backend::cpu::attention::{self, Tile};
 use crate::backend::cpu::matmul::{matmul, matmul_many, MatmulScratch, Precision};
-use crate::backend::cpu::ops;
+use crate::backend::cpu::{ops, team};
 use crate::backend::wgpu::GpuSegment;
 use crate::gguf::GgufFile;
 
@@ -106,7 +104,7 @@ impl RunState {
             q: vec![0.0; n_batch * q_dim],
             k: vec![0.0; n_batch * c.kv_dim()],
             v: vec![0.0; n_batch * c.kv_dim()],
-            att_by_head: vec![0.0; n_batch * q_dim],
+            att_by_head: vec![0.0; attention_rows(c, n_batch) * q_dim],
             att: vec![0.0; n_batch * q_dim],
             delta: vec![0.0; n_batch * c.dim],
             gate: vec![0.0; n_batch * c.ffn_dim],
@@ -347,7 +345,7 @@ impl<'m, 'a> Session<'m, 'a> {
             }
             self.cache.store(l, pos0, k, v);
             let kv = self.cache.layer(l, pos0 + n);
-            attention(c, q, &kv, pos0, att, &mut s.att_by_head[..n * q_dim]);
+            attention(c, q, &kv, pos0, att, &mut s.att_by_head);
             matmul(&layer.wo, att, delta, &mut s.matmul, p);
             ops::add_assign(x, delta);
 
@@ -397,9 +395,21 @@ impl<'m, 'a> Session<'m, 'a> {
     }
 }
 
+/// Tokens per attention tile of a batch: the query heads of a KV group times these make
+/// about [`ATTN_TILE_ROWS`] rows.
+fn attention_run(c: &LlamaConfig) -> usize {
+    (ATTN_TILE_ROWS / (c.n_heads / c.n_kv_heads)).max(1)
+}
+
+/// Token rows of the per-group attention scratch for a batch of `n`: whole runs, so no
+/// tile crosses from one KV group into the next.
+fn attention_rows(c: &LlamaConfig, n: usize) -> usize {
+    n.div_ceil(attention_run(c)) * attention_run(c)
+}
+
 /// Causal attention of a batch's `n` tokens (`q` is `[n][n_heads * head_dim]`) over the
-/// cached positions `0..pos0 + n`, into `att` (same shape); `by_group` is scratch of the
-/// same size.
+/// cached positions `0..pos0 + n`, into `att` (same shape); `by_group` is scratch of
+/// [`attention_rows`] token rows.
 fn attention(
     c: &LlamaConfig,
     q: &[f32],
@@ -415,7 +425,7 @@ fn attention(
         // One token: heads go alone, so every thread has work. Each is a tile of one
         // row, with the arithmetic of any other tile: a token's attention has the same
         // bits however the tokens were batched.
-        att.par_chunks_mut(hd).enumerate().for_each(|(h, out)| {
+        team::for_each_chunk_mut(att, hd, &|h, out| {
             let tile = Tile {
                 head_dim: hd,
                 group: 1,
@@ -429,30 +439,32 @@ fn attention(
     }
     // Tiles of (KV head, run of tokens) share each decoded block of keys and values.
     let width = group * hd;
-    let tokens = (ATTN_TILE_ROWS / group).max(1);
-    by_group
-        .par_chunks_mut(n * width)
-        .enumerate()
-        .flat_map(|(g, out)| {
-            out.par_chunks_mut(tokens * width)
-                .enumerate()
-                .map(move |(i, out)| (g, i * tokens, out))
-        })
-        .for_each(|(g, t0, out)| {
-            let tile = Tile {
-                head_dim: hd,
-                group,
-                kv_offset: g * hd,
-                // Causal: token t sees positions 0..=pos0 + t.
-                first_seen: pos0 + t0 + 1,
-                q_stride: q_dim,
-            };
-            attention::attend(out, &q[t0 * q_dim + g * width..], kv, &tile);
-        });
+    let tokens = attention_run(c);
+    let padded = attention_rows(c, n);
+    let runs = padded / tokens;
+    let by_group = &mut by_group[..padded * q_dim];
+    team::for_each_chunk_mut(by_group, tokens * width, &|i, out| {
+        let (g, t0) = (i / runs, i % runs * tokens);
+        let tile = Tile {
+            head_dim: hd,
+            group,
+            kv_offset: g * hd,
+            // Causal: token t sees positions 0..=pos0 + t.
+            first_seen: pos0 + t0 + 1,
+            q_stride: q_dim,
+        };
+        let rows = tokens.min(n - t0);
+        attention::attend(
+            &mut out[..rows * width],
+            &q[t0 * q_dim + g * width..],
+            kv,
+            &tile,
+        );
+    });
     for g in 0..c.n_kv_heads {
         for t in 0..n {
             att[t * q_dim + g * width..][..width]
-                .copy_from_slice(&by_group[(g * n + t) * width..][..width]);
+                .copy_from_slice(&by_group[(g * padded + t) * width..][..width]);
         }
     }
 }

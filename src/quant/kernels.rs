@@ -215,17 +215,15 @@ impl TypeKernels {
         let n_tok = x.len() / cols;
         acts.reset(self.act, cols, n_tok);
         let stride = acts.stride();
-        let rows = acts
-            .bytes_mut()
-            .chunks_exact_mut(stride)
-            .zip(x.chunks_exact(cols));
+        let rows = &mut acts.bytes_mut()[..n_tok * stride];
         if n_tok >= 8 {
-            use rayon::prelude::*;
-            let rows: Vec<_> = rows.collect();
-            rows.into_par_iter()
-                .for_each(|(out, xr)| self.quantize_row(xr, out));
+            crate::backend::cpu::team::for_each_chunk_mut(rows, stride, &|t, out| {
+                self.quantize_row(&x[t * cols..(t + 1) * cols], out)
+            });
         } else {
-            rows.for_each(|(out, xr)| self.quantize_row(xr, out));
+            for (out, xr) in rows.chunks_exact_mut(stride).zip(x.chunks_exact(cols)) {
+                self.quantize_row(xr, out);
+            }
         }
     }
 

@@ -15,6 +15,7 @@ use crate::quant::kernels::{kernels, TypeKernels};
 use crate::quant::packed::{PackedJob, PackedMatrix};
 
 use super::ops;
+use super::team;
 
 /// How a matrix product treats the activations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +90,7 @@ pub fn matmul(
     let row_bytes = w.row_bytes();
     // Runs `f(r0, rows)` over row ranges of `per` rows in parallel.
     let split = |per: usize, f: &(dyn Fn(usize, usize) + Sync)| {
-        (0..w.rows.div_ceil(per)).into_par_iter().for_each(|task| {
+        team::run(w.rows.div_ceil(per), &|task| {
             let r0 = task * per;
             f(r0, per.min(w.rows - r0));
         });
@@ -104,7 +105,7 @@ pub fn matmul(
     } else if n_tok == 1 {
         let per = rows_per_task(w.rows, 16, TASKS_PER_THREAD_TG);
         let a = acts.row_bytes(0);
-        out.par_chunks_mut(per).enumerate().for_each(|(c, o)| {
+        team::for_each_chunk_mut(out, per, &|c, o| {
             let rows = &w.data[c * per * row_bytes..];
             for (o, wr) in o.iter_mut().zip(rows.chunks_exact(row_bytes)) {
                 *o = k.dot_row(wr, a, w.cols);
@@ -114,17 +115,14 @@ pub fn matmul(
         let by_row = &mut scratch.by_row;
         by_row.resize(w.rows * n_tok, 0.0);
         let per = rows_per_task(w.rows, 16, 4);
-        by_row
-            .par_chunks_mut(per * n_tok)
-            .enumerate()
-            .for_each(|(c, rows_out)| {
-                for (i, row_out) in rows_out.chunks_mut(n_tok).enumerate() {
-                    let w_row = w.row(c * per + i);
-                    for (t, o) in row_out.iter_mut().enumerate() {
-                        *o = k.dot(w_row, acts, t);
-                    }
+        team::for_each_chunk_mut(by_row, per * n_tok, &|c, rows_out| {
+            for (i, row_out) in rows_out.chunks_mut(n_tok).enumerate() {
+                let w_row = w.row(c * per + i);
+                for (t, o) in row_out.iter_mut().enumerate() {
+                    *o = k.dot(w_row, acts, t);
                 }
-            });
+            }
+        });
         transpose_into(by_row, n_tok, w.rows, out);
     }
 }
@@ -178,22 +176,20 @@ pub fn matmul_many(
     let per = rows_per_task(total_rows, 16, tasks);
     let counts: [usize; MAX_SHARED] =
         std::array::from_fn(|i| ws.get(i).map_or(0, |w| w.rows.div_ceil(per)));
-    (0..counts.iter().sum::<usize>())
-        .into_par_iter()
-        .for_each(|mut task| {
-            let dst = dst;
-            let mut m = 0;
-            while task >= counts[m] {
-                task -= counts[m];
-                m += 1;
-            }
-            let (w, k) = (ws[m], kernel(ws[m]));
-            let r0 = task * per;
-            let rows = per.min(w.rows - r0);
-            // SAFETY: `outs[m]` is `[n_tok][w.rows]`; this task alone writes columns
-            // r0..r0 + rows of it, and `outs` stays borrowed throughout.
-            unsafe { run_rows(w, k, acts, r0, rows, dst[m].at(r0), w.rows) }
-        });
+    team::run(counts.iter().sum::<usize>(), &|mut task| {
+        let dst = dst;
+        let mut m = 0;
+        while task >= counts[m] {
+            task -= counts[m];
+            m += 1;
+        }
+        let (w, k) = (ws[m], kernel(ws[m]));
+        let r0 = task * per;
+        let rows = per.min(w.rows - r0);
+        // SAFETY: `outs[m]` is `[n_tok][w.rows]`; this task alone writes columns
+        // r0..r0 + rows of it, and `outs` stays borrowed throughout.
+        unsafe { run_rows(w, k, acts, r0, rows, dst[m].at(r0), w.rows) }
+    });
 }
 
 /// Whether `w` runs through [`run_rows`]: repacked (and the path has the kernel for
@@ -260,6 +256,7 @@ fn transpose_into(by_row: &[f32], n_tok: usize, rows: usize, out: &mut [f32]) {
 fn exact(w: &Matrix, x: &[f32], out: &mut [f32], n_tok: usize, by_row: &mut Vec<f32>) {
     by_row.resize(w.rows * n_tok, 0.0);
     let per = rows_per_task(w.rows, 4, 4);
+    // The float path is for checking, not speed: rayon's per-thread scratch serves it.
     by_row
         .par_chunks_mut(per * n_tok)
         .enumerate()
