@@ -422,18 +422,24 @@ fn attention(
     let q_dim = c.n_heads * hd;
     let n = q.len() / q_dim;
     if n == 1 {
-        // One token: heads go alone, so every thread has work. Each is a tile of one
-        // row, with the arithmetic of any other tile: a token's attention has the same
-        // bits however the tokens were batched.
-        team::for_each_chunk_mut(att, hd, &|h, out| {
+        // One token: a tile per KV head decodes each cached row once for its query
+        // heads, if that leaves every thread a tile; else query heads go alone. A tile's
+        // rows have the arithmetic of any other tile, so a token's attention has the
+        // same bits however the tokens were batched.
+        let rows = if c.n_kv_heads >= rayon::current_num_threads() {
+            group
+        } else {
+            1
+        };
+        team::for_each_chunk_mut(att, rows * hd, &|i, out| {
             let tile = Tile {
                 head_dim: hd,
-                group: 1,
-                kv_offset: h / group * hd,
+                group: rows,
+                kv_offset: i * rows / group * hd,
                 first_seen: pos0 + 1,
                 q_stride: q_dim,
             };
-            attention::attend(out, &q[h * hd..(h + 1) * hd], kv, &tile);
+            attention::attend(out, &q[i * rows * hd..][..rows * hd], kv, &tile);
         });
         return;
     }
