@@ -6,8 +6,10 @@
 #
 #   tools/build_llama_cpp.sh            # llama-bench, llama-quantize, llama-perplexity, llama-cli
 #   JOBS=1 tools/build_llama_cpp.sh     # fewer compile jobs (default: all cores)
+#   ISA=avx2 tools/build_llama_cpp.sh   # AVX2+FMA+F16C only, as on a laptop without AVX-512,
+#                                       # into .cache/llama.cpp/build-avx2/
 #
-# Prints where the binaries are: .cache/llama.cpp/build/bin/.
+# Prints where the binaries are: .cache/llama.cpp/build/bin/ (build-avx2/bin/ with ISA=avx2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +18,22 @@ SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 SDIST=.cache/sdist/llama_cpp_python-$VERSION.tar.gz
 DEST=.cache/llama.cpp
 SRC=$DEST/src
-BUILD=$DEST/build
+ISA=${ISA:-native}
+case "$ISA" in
+    native)
+        BUILD=$DEST/build
+        CPU_FLAGS=(-DGGML_NATIVE=ON)
+        ;;
+    avx2)
+        BUILD=$DEST/build-avx2
+        CPU_FLAGS=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+            -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF)
+        ;;
+    *)
+        echo "build_llama_cpp.sh: ISA must be native or avx2, not '$ISA'" >&2
+        exit 2
+        ;;
+esac
 BIN=$BUILD/bin
 # Needed by the comparison; llama-cli drags in the server code, so it is built last and a
 # failure there does not undo the others.
@@ -28,7 +45,7 @@ have_all() {
     for t in "$@"; do [ -x "$BIN/$t" ] || return 1; done
 }
 
-if have_all "${REQUIRED[@]}" "${OPTIONAL[@]}" && [ -f "$DEST/BUILT" ]; then
+if have_all "${REQUIRED[@]}" "${OPTIONAL[@]}" && [ -f "$BUILD/BUILT" ]; then
     echo "llama.cpp already built: $BIN"
     exit 0
 fi
@@ -65,20 +82,20 @@ COMMIT=$(tar -xzOf "$SDIST" "llama_cpp_python-$VERSION/.git/modules/vendor/llama
 # Everything that would reach the network (HTTPS model download, prebuilt web UI) is off;
 # tests and examples are not needed.
 start=$(date +%s)
-cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release "${CPU_FLAGS[@]}" \
     -DLLAMA_BUILD_COMMIT="$COMMIT" -DBUILD_SHARED_LIBS=OFF -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON \
     -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF \
-    >"$DEST/cmake.log" 2>&1 || { tail -30 "$DEST/cmake.log" >&2; exit 1; }
+    >"$BUILD.cmake.log" 2>&1 || { tail -30 "$BUILD.cmake.log" >&2; exit 1; }
 
 JOBS=${JOBS:-$(nproc)}
 cmake --build "$BUILD" --config Release -j "$JOBS" --target "${REQUIRED[@]}" \
-    >"$DEST/build.log" 2>&1 || { tail -30 "$DEST/build.log" >&2; exit 1; }
+    >"$BUILD.build.log" 2>&1 || { tail -30 "$BUILD.build.log" >&2; exit 1; }
 if ! cmake --build "$BUILD" --config Release -j "$JOBS" --target "${OPTIONAL[@]}" \
-    >>"$DEST/build.log" 2>&1; then
-    echo "build_llama_cpp.sh: ${OPTIONAL[*]} did not build (see $DEST/build.log); the comparison does not need it" >&2
+    >>"$BUILD.build.log" 2>&1; then
+    echo "build_llama_cpp.sh: ${OPTIONAL[*]} did not build (see $BUILD.build.log); the comparison does not need it" >&2
 fi
 have_all "${REQUIRED[@]}" || { echo "build_llama_cpp.sh: binaries missing in $BIN" >&2; exit 1; }
 end=$(date +%s)
-echo "llama.cpp $COMMIT (llama-cpp-python $VERSION) built in $((end - start)) s" | tee "$DEST/BUILT"
+echo "llama.cpp $COMMIT (llama-cpp-python $VERSION, $ISA) built in $((end - start)) s" | tee "$BUILD/BUILT"
 echo "binaries: $BIN"

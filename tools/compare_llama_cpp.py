@@ -15,6 +15,7 @@ weights read per token / bandwidth.
     tools/compare_llama_cpp.py                         # everything: 3 rounds of 5 reps
     tools/compare_llama_cpp.py --only smollm2-q4_0 --rounds 1 --reps 1   # quick check
     tools/compare_llama_cpp.py --list                  # the rows
+    tools/compare_llama_cpp.py --isa avx2              # both engines held to AVX2+FMA
 
 Needs tools/build_llama_cpp.sh (run here if llama.cpp is not built yet: about 13 minutes
 on 2 cores), cargo and cc. Prints a markdown table and writes every sample as JSON
@@ -38,6 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache"
 BENCH = CACHE / "bench"
+# llama.cpp's build directory by --isa: native (-march=native), or AVX2 only (what a
+# laptop without AVX-512 runs; ropewalk then runs with ROPEWALK_CPU=avx2).
+LLAMA_BUILDS = {"native": "build", "avx2": "build-avx2"}
 LLAMA_BIN = CACHE / "llama.cpp" / "build" / "bin"
 ROPEWALK = ROOT / "target" / "release" / "ropewalk"
 TEST_MODEL = CACHE / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -148,6 +152,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     ap.add_argument("--reps", type=int, default=5, help="repetitions per run (default 5)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--isa", choices=sorted(LLAMA_BUILDS), default="native",
+                    help="instruction sets both engines may use (default: all the CPU has)")
     ap.add_argument("--pp", type=int, default=512, help="prompt length (default 512)")
     ap.add_argument("--tg", type=int, default=128, help="tokens generated (default 128)")
     ap.add_argument("--no-bandwidth", action="store_true", help="skip the bandwidth runs")
@@ -172,7 +178,11 @@ def main():
                  "and --pp or --tg above 0")
 
     BENCH.mkdir(parents=True, exist_ok=True)
-    run([ROOT / "tools" / "build_llama_cpp.sh"])
+    global LLAMA_BIN
+    LLAMA_BIN = CACHE / "llama.cpp" / LLAMA_BUILDS[a.isa] / "bin"
+    run([ROOT / "tools" / "build_llama_cpp.sh"], env=dict(os.environ, ISA=a.isa))
+    if a.isa != "native":
+        os.environ["ROPEWALK_CPU"] = a.isa
     if not a.no_build:
         log("cargo build --release")
         run(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
@@ -189,6 +199,7 @@ def main():
         "threads": a.threads, "rounds": a.rounds, "reps": a.reps,
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "kernels": os.environ.get("ROPEWALK_CPU", "auto"),
+        "llama_cpp_isa": a.isa,
     }
     load = load_average()
     result["load_before"] = load

@@ -15,6 +15,7 @@ use crate::quant::kernels::{kernels, TypeKernels};
 use crate::quant::packed::{PackedJob, PackedMatrix};
 
 use super::ops;
+use super::split::Split;
 use super::team;
 
 /// How a matrix product treats the activations.
@@ -88,20 +89,8 @@ pub fn matmul(
     let acts = &*acts;
     let dst = OutPtr(out.as_mut_ptr());
     let row_bytes = w.row_bytes();
-    // Runs `f(r0, rows)` over row ranges of `per` rows in parallel.
-    let split = |per: usize, f: &(dyn Fn(usize, usize) + Sync)| {
-        team::run(w.rows.div_ceil(per), &|task| {
-            let r0 = task * per;
-            f(r0, per.min(w.rows - r0));
-        });
-    };
     if splits_rows(w, k) {
-        let tasks = if n_tok == 1 { TASKS_PER_THREAD_TG } else { 4 };
-        split(rows_per_task(w.rows, 16, tasks), &|r0, rows| {
-            // SAFETY: `out` is `[n_tok][w.rows]`; this task alone writes columns
-            // r0..r0 + rows of it, and `matmul` holds `out` borrowed throughout.
-            unsafe { run_rows(w, k, acts, r0, rows, dst.at(r0), w.rows) }
-        });
+        run_split(&[w], acts, &[dst]);
     } else if n_tok == 1 {
         let per = rows_per_task(w.rows, 16, TASKS_PER_THREAD_TG);
         let a = acts.row_bytes(0);
@@ -170,25 +159,26 @@ pub fn matmul_many(
         *d = OutPtr(out.as_mut_ptr());
     }
     kernel(ws[0]).quantize_acts(x, cols, &mut scratch.acts);
-    let acts = &scratch.acts;
-    let total_rows: usize = ws.iter().map(|w| w.rows).sum();
-    let tasks = if n_tok == 1 { TASKS_PER_THREAD_TG } else { 4 };
-    let per = rows_per_task(total_rows, 16, tasks);
-    let counts: [usize; MAX_SHARED] =
-        std::array::from_fn(|i| ws.get(i).map_or(0, |w| w.rows.div_ceil(per)));
-    team::run(counts.iter().sum::<usize>(), &|mut task| {
-        let dst = dst;
-        let mut m = 0;
-        while task >= counts[m] {
-            task -= counts[m];
-            m += 1;
-        }
-        let (w, k) = (ws[m], kernel(ws[m]));
-        let r0 = task * per;
-        let rows = per.min(w.rows - r0);
-        // SAFETY: `outs[m]` is `[n_tok][w.rows]`; this task alone writes columns
-        // r0..r0 + rows of it, and `outs` stays borrowed throughout.
-        unsafe { run_rows(w, k, acts, r0, rows, dst[m].at(r0), w.rows) }
+    run_split(ws, &scratch.acts, &dst[..ws.len()]);
+}
+
+/// Every row of the matrices `ws` (one input, split-row kernels) times `acts`, into
+/// `dst[i]` (`[n_tok][ws[i].rows]` each), in guided tasks on the team.
+fn run_split(ws: &[&Matrix], acts: &Acts, dst: &[OutPtr]) {
+    let table = kernels();
+    let mut rows = [0; MAX_SHARED];
+    for (r, w) in rows.iter_mut().zip(ws) {
+        *r = w.rows;
+    }
+    let split = Split::guided(&rows[..ws.len()], rayon::current_num_threads());
+    let tasks = split.tasks();
+    team::run(tasks.len(), &|i| {
+        let t = tasks[i];
+        let w = ws[t.matrix];
+        let k = table.for_type(w.ty).expect("a weight type");
+        // SAFETY: `dst[m]` is `[n_tok][w.rows]`; this task alone writes columns
+        // r0..r0 + rows of it, and the caller holds the outputs borrowed throughout.
+        unsafe { run_rows(w, k, acts, t.r0, t.rows, dst[t.matrix].at(t.r0), w.rows) }
     });
 }
 

@@ -3,4 +3,5 @@
 pub mod attention;
 pub mod matmul;
 pub mod ops;
+pub mod split;
 pub mod team;

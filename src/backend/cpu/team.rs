@@ -16,8 +16,8 @@
 
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How long an idle worker spins for the next region before it sleeps: longer than the
@@ -37,8 +37,9 @@ pub fn run(n_tasks: usize, f: &(dyn Fn(usize) + Sync)) {
         return (0..n_tasks).for_each(f);
     }
     IN_REGION.set(true);
+    let job = Job { f, n_tasks };
     let region = Region { team };
-    region.start(n_tasks, f);
+    region.start(&job);
     team.take_tasks(n_tasks, f);
     drop(region);
     if team.panicked.swap(false, Ordering::Relaxed) {
@@ -90,66 +91,76 @@ unsafe impl<T: Send> Send for SendPtr<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for SendPtr<T> {}
 
-/// The tasks of the region in progress, with the borrow's lifetime erased: [`Region`]'s
-/// drop withdraws the job and waits for every worker that took it before the borrow
-/// ends.
-#[derive(Clone, Copy)]
-struct Job {
-    f: *const (dyn Fn(usize) + Sync + 'static),
+/// The tasks of a region, on the stack of the thread that runs it.
+struct Job<'a> {
+    f: &'a (dyn Fn(usize) + Sync),
     n_tasks: usize,
 }
-// SAFETY: the closure is `Sync`, and the pointer outlives its use (see `Job`).
-unsafe impl Send for Job {}
 
-/// What the caller posts and the workers watch.
-struct Posted {
-    job: Option<Job>,
-    /// Counts regions; a worker joins each at most once.
-    epoch: u64,
-}
+/// Bit 0 of [`Team::state`]: a job is posted.
+const POSTED: u64 = 1;
 
 struct Team {
     workers: usize,
-    posted: Mutex<Posted>,
-    /// Woken when a region is posted and some worker sleeps.
-    wake: Condvar,
-    /// `posted.epoch`, readable without the lock, for spinning workers.
-    epoch: AtomicU64,
-    sleeping: AtomicUsize,
+    /// Twice the number of the current region, plus [`POSTED`] while its job may be
+    /// taken. Workers spin on it; the region's number tells a new job from an old one.
+    state: AtomicU64,
+    /// The posted [`Job`], its lifetime erased: valid while `state` says it is posted
+    /// and for as long as a worker counted in `active` uses it (see [`Region`]).
+    job: AtomicPtr<Job<'static>>,
     /// The next task to hand out.
     next: AtomicUsize,
-    /// Workers that took the job and have not finished with it.
+    /// Workers inside a region's job, or about to check whether they may enter it.
     active: AtomicUsize,
     busy: AtomicBool,
     panicked: AtomicBool,
+    /// Workers asleep, and what wakes them: only ever touched after [`SPIN`] idle, so a
+    /// busy team takes no lock.
+    sleeping: AtomicUsize,
+    sleep_lock: Mutex<()>,
+    wake: Condvar,
 }
 
 impl Team {
     /// The team of `threads` threads, started the first time it is asked for.
     fn of_size(threads: usize) -> &'static Team {
-        static TEAMS: Mutex<Vec<&'static Team>> = Mutex::new(Vec::new());
-        let mut teams = TEAMS.lock().unwrap_or_else(PoisonError::into_inner);
+        thread_local! {
+            static LAST: Cell<Option<&'static Team>> = const { Cell::new(None) };
+        }
         let workers = threads.max(1) - 1;
-        if let Some(t) = teams.iter().find(|t| t.workers == workers) {
+        if let Some(t) = LAST.get().filter(|t| t.workers == workers) {
             return t;
         }
+        static TEAMS: Mutex<Vec<&'static Team>> = Mutex::new(Vec::new());
+        let mut teams = TEAMS.lock().unwrap_or_else(PoisonError::into_inner);
+        let team = match teams.iter().find(|t| t.workers == workers) {
+            Some(t) => t,
+            None => {
+                let team = Team::start(workers);
+                teams.push(team);
+                team
+            }
+        };
+        LAST.set(Some(team));
+        team
+    }
+
+    fn start(workers: usize) -> &'static Team {
         let team: &'static Team = Box::leak(Box::new(Team {
             workers,
-            posted: Mutex::new(Posted {
-                job: None,
-                epoch: 0,
-            }),
-            wake: Condvar::new(),
-            epoch: AtomicU64::new(0),
-            sleeping: AtomicUsize::new(0),
+            state: AtomicU64::new(0),
+            job: AtomicPtr::new(std::ptr::null_mut()),
             next: AtomicUsize::new(0),
             active: AtomicUsize::new(0),
             busy: AtomicBool::new(false),
             panicked: AtomicBool::new(false),
+            sleeping: AtomicUsize::new(0),
+            sleep_lock: Mutex::new(()),
+            wake: Condvar::new(),
         }));
         for i in 0..workers {
             let spawned = std::thread::Builder::new()
-                .name(format!("ropewalk-team{}-{i}", threads))
+                .name(format!("ropewalk-team{}-{i}", workers + 1))
                 .spawn(move || team.work());
             if spawned.is_err() {
                 // Fewer threads than asked for still run every task: the caller takes
@@ -157,12 +168,7 @@ impl Team {
                 break;
             }
         }
-        teams.push(team);
         team
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Posted> {
-        self.posted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Takes tasks until none are left.
@@ -181,49 +187,56 @@ impl Team {
         IN_REGION.set(true);
         let mut seen = 0;
         loop {
-            let job = self.wait_for_region(&mut seen);
-            // SAFETY: the job was posted and not yet withdrawn when this worker took it
-            // (`active` was raised under the lock), and `Region::drop` waits for
-            // `active` to fall to zero before the closure's borrow ends.
-            let f = unsafe { &*job.f };
-            let ran = panic::catch_unwind(AssertUnwindSafe(|| self.take_tasks(job.n_tasks, f)));
-            if ran.is_err() {
-                // Tasks left over are finished by the others; the caller raises the panic.
-                self.panicked.store(true, Ordering::Relaxed);
+            let state = self.wait_for_region(seen);
+            seen = state;
+            // Counted first, then checked: either `Region::drop` sees this worker in
+            // `active` and waits for it, or this worker sees the job withdrawn.
+            self.active.fetch_add(1, Ordering::SeqCst);
+            if self.state.load(Ordering::SeqCst) == state {
+                // SAFETY: the job of `state` is posted and, with this worker counted in
+                // `active`, stays alive until the decrement below (`Region::drop`).
+                let job = unsafe { &*self.job.load(Ordering::Acquire) };
+                let ran =
+                    panic::catch_unwind(AssertUnwindSafe(|| self.take_tasks(job.n_tasks, job.f)));
+                if ran.is_err() {
+                    // What is left is finished by the others; the caller raises the panic.
+                    self.panicked.store(true, Ordering::Relaxed);
+                }
             }
             self.active.fetch_sub(1, Ordering::Release);
         }
     }
 
-    /// Spins, then sleeps, until a region newer than `seen` is posted; joins it.
-    fn wait_for_region(&self, seen: &mut u64) -> Job {
+    /// Spins, then sleeps, until a job other than `seen`'s is posted; returns its state.
+    fn wait_for_region(&self, seen: u64) -> u64 {
         let start = Instant::now();
         let mut spins = 0u32;
         loop {
-            if self.epoch.load(Ordering::Acquire) != *seen {
-                let posted = self.lock();
-                *seen = posted.epoch;
-                if let Some(job) = posted.job {
-                    self.active.fetch_add(1, Ordering::Relaxed);
-                    return job;
-                }
-                // That region is over already: wait for the next.
-                continue;
+            let state = self.state.load(Ordering::Acquire);
+            if state != seen && state & POSTED != 0 {
+                return state;
             }
             spins = spins.wrapping_add(1);
             if !spins.is_multiple_of(1024) || start.elapsed() < SPIN {
                 std::hint::spin_loop();
                 continue;
             }
-            let mut posted = self.lock();
-            self.sleeping.fetch_add(1, Ordering::Relaxed);
-            while posted.epoch == *seen {
-                posted = self
+            let mut guard = self
+                .sleep_lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Counted, then checked, against the poster's store-then-check: one of the two
+            // sees the other, so no wake-up is lost.
+            self.sleeping.fetch_add(1, Ordering::SeqCst);
+            while self.state.load(Ordering::SeqCst) & POSTED == 0
+                || self.state.load(Ordering::SeqCst) == seen
+            {
+                guard = self
                     .wake
-                    .wait(posted)
+                    .wait(guard)
                     .unwrap_or_else(PoisonError::into_inner);
             }
-            self.sleeping.fetch_sub(1, Ordering::Relaxed);
+            self.sleeping.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
@@ -235,17 +248,21 @@ struct Region {
 }
 
 impl Region {
-    fn start(&self, n_tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+    /// Posts `job`, which must outlive the region.
+    fn start(&self, job: &Job) {
         let team = self.team;
         team.next.store(0, Ordering::Relaxed);
-        // SAFETY: only the lifetime is erased; `Region::drop` ends every use of the
-        // pointer before `run` returns (or unwinds) and the borrow of `f` ends.
-        let f: *const (dyn Fn(usize) + Sync + 'static) = unsafe { std::mem::transmute(f) };
-        let mut posted = team.lock();
-        posted.epoch += 1;
-        posted.job = Some(Job { f, n_tasks });
-        team.epoch.store(posted.epoch, Ordering::Release);
-        if team.sleeping.load(Ordering::Relaxed) > 0 {
+        // Only the lifetime is erased; `Region::drop` ends every use of the pointer
+        // before the caller's `job` goes.
+        let ptr: *const Job = job;
+        team.job.store(ptr as *mut Job<'static>, Ordering::Relaxed);
+        let state = ((team.state.load(Ordering::Relaxed) & !POSTED) + 2) | POSTED;
+        team.state.store(state, Ordering::SeqCst);
+        if team.sleeping.load(Ordering::SeqCst) > 0 {
+            let _guard = team
+                .sleep_lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             team.wake.notify_all();
         }
     }
@@ -254,8 +271,8 @@ impl Region {
 impl Drop for Region {
     fn drop(&mut self) {
         let team = self.team;
-        team.lock().job = None;
-        while team.active.load(Ordering::Acquire) > 0 {
+        team.state.fetch_and(!POSTED, Ordering::SeqCst);
+        while team.active.load(Ordering::SeqCst) > 0 {
             std::hint::spin_loop();
         }
         team.busy.store(false, Ordering::Release);
