@@ -15,7 +15,7 @@ use crate::quant::kernels::{kernels, TypeKernels};
 use crate::quant::packed::{PackedJob, PackedMatrix};
 
 use super::ops;
-use super::split::Split;
+use super::split::{self, Guided};
 use super::team;
 
 /// How a matrix product treats the activations.
@@ -117,7 +117,7 @@ pub fn matmul(
 }
 
 /// Matrices that share one input (q, k and v; gate and up), at most this many per call.
-pub const MAX_SHARED: usize = 4;
+pub const MAX_SHARED: usize = split::MAX_MATRICES;
 
 /// `outs[i] = x · ws[i]ᵀ` for matrices of one input: the activations are quantized once
 /// and the rows of every matrix run in one parallel pass, so a layer waits on fewer
@@ -163,22 +163,24 @@ pub fn matmul_many(
 }
 
 /// Every row of the matrices `ws` (one input, split-row kernels) times `acts`, into
-/// `dst[i]` (`[n_tok][ws[i].rows]` each), in guided tasks on the team.
+/// `dst[i]` (`[n_tok][ws[i].rows]` each): each thread of the team claims guided row ranges
+/// until none are left.
 fn run_split(ws: &[&Matrix], acts: &Acts, dst: &[OutPtr]) {
     let table = kernels();
     let mut rows = [0; MAX_SHARED];
     for (r, w) in rows.iter_mut().zip(ws) {
         *r = w.rows;
     }
-    let split = Split::guided(&rows[..ws.len()], rayon::current_num_threads());
-    let tasks = split.tasks();
-    team::run(tasks.len(), &|i| {
-        let t = tasks[i];
-        let w = ws[t.matrix];
-        let k = table.for_type(w.ty).expect("a weight type");
-        // SAFETY: `dst[m]` is `[n_tok][w.rows]`; this task alone writes columns
-        // r0..r0 + rows of it, and the caller holds the outputs borrowed throughout.
-        unsafe { run_rows(w, k, acts, t.r0, t.rows, dst[t.matrix].at(t.r0), w.rows) }
+    let threads = rayon::current_num_threads();
+    let guided = Guided::new(&rows[..ws.len()], threads);
+    team::run(threads, &|_| {
+        while let Some(t) = guided.next() {
+            let w = ws[t.matrix];
+            let k = table.for_type(w.ty).expect("a weight type");
+            // SAFETY: `dst[m]` is `[n_tok][w.rows]`; this claim alone writes columns
+            // r0..r0 + rows of it, and the caller holds the outputs borrowed throughout.
+            unsafe { run_rows(w, k, acts, t.r0, t.rows, dst[t.matrix].at(t.r0), w.rows) }
+        }
     });
 }
 

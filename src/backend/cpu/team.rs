@@ -28,12 +28,11 @@ const SPIN: Duration = Duration::from_millis(2);
 /// once, and returns when all are done. A panic in a task is raised again here, once
 /// every task has stopped.
 pub fn run(n_tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+    if n_tasks <= 1 || IN_REGION.get() {
+        return (0..n_tasks).for_each(f);
+    }
     let team = Team::of_size(rayon::current_num_threads());
-    if n_tasks <= 1
-        || team.workers == 0
-        || IN_REGION.get()
-        || team.busy.swap(true, Ordering::Acquire)
-    {
+    if team.workers == 0 || team.busy.swap(true, Ordering::Acquire) {
         return (0..n_tasks).for_each(f);
     }
     IN_REGION.set(true);
@@ -209,7 +208,7 @@ impl Team {
 
     /// Spins, then sleeps, until a job other than `seen`'s is posted; returns its state.
     fn wait_for_region(&self, seen: u64) -> u64 {
-        let start = Instant::now();
+        let mut start = Instant::now();
         let mut spins = 0u32;
         loop {
             let state = self.state.load(Ordering::Acquire);
@@ -237,6 +236,7 @@ impl Team {
                     .unwrap_or_else(PoisonError::into_inner);
             }
             self.sleeping.fetch_sub(1, Ordering::SeqCst);
+            start = Instant::now();
         }
     }
 }
@@ -274,6 +274,11 @@ impl Drop for Region {
         team.state.fetch_and(!POSTED, Ordering::SeqCst);
         while team.active.load(Ordering::SeqCst) > 0 {
             std::hint::spin_loop();
+        }
+        if std::thread::panicking() {
+            // The caller's own task panicked: that panic goes on, and a worker's must not
+            // be left for the next region to raise.
+            team.panicked.store(false, Ordering::Relaxed);
         }
         team.busy.store(false, Ordering::Release);
         IN_REGION.set(false);
@@ -339,6 +344,12 @@ mod tests {
                     done.fetch_add(1, Ordering::Relaxed);
                 });
                 assert_eq!(done.load(Ordering::Relaxed), 100);
+            }
+            // Every task fails, the caller's and the workers': the region after is clean.
+            for _ in 0..20 {
+                let caught = panic::catch_unwind(|| run(64, &|_| panic!("all fail")));
+                assert!(caught.is_err());
+                run(64, &|_| ());
             }
         });
     }
