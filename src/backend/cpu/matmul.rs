@@ -16,7 +16,7 @@ use crate::quant::packed::{PackedJob, PackedMatrix};
 
 use super::ops;
 use super::split::{self, Guided};
-use super::team;
+use super::team::{self, SendPtr};
 
 /// How a matrix product treats the activations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,21 +52,6 @@ fn rows_per_task(rows: usize, unit: usize, per_thread: usize) -> usize {
 /// more than one, so a thread the OS delays does not hold up the rest.
 const TASKS_PER_THREAD_TG: usize = 4;
 
-/// The output pointer shared by tasks that write disjoint columns.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-impl OutPtr {
-    /// The pointer; a method, so closures capture the `Send` wrapper, not the raw field.
-    fn at(self, offset: usize) -> *mut f32 {
-        self.0.wrapping_add(offset)
-    }
-}
-
-// SAFETY: tasks write disjoint elements (see the use in `matmul`).
-unsafe impl Send for OutPtr {}
-// SAFETY: as above.
-unsafe impl Sync for OutPtr {}
-
 /// `x`: `[n_tok][w.cols]`; `out`: `[n_tok][w.rows]`.
 pub fn matmul(
     w: &Matrix,
@@ -87,7 +72,7 @@ pub fn matmul(
     let acts = &mut scratch.acts;
     k.quantize_acts(x, w.cols, acts);
     let acts = &*acts;
-    let dst = OutPtr(out.as_mut_ptr());
+    let dst = SendPtr(out.as_mut_ptr());
     let row_bytes = w.row_bytes();
     if splits_rows(w, k) {
         run_split(&[w], acts, &[dst]);
@@ -153,10 +138,10 @@ pub fn matmul_many(
     let cols = ws[0].cols;
     let n_tok = x.len() / cols;
     assert_eq!(x.len(), n_tok * cols);
-    let mut dst = [OutPtr(std::ptr::null_mut()); MAX_SHARED];
+    let mut dst = [SendPtr(std::ptr::null_mut()); MAX_SHARED];
     for ((d, out), w) in dst.iter_mut().zip(outs.iter_mut()).zip(ws) {
         assert_eq!(out.len(), n_tok * w.rows);
-        *d = OutPtr(out.as_mut_ptr());
+        *d = SendPtr(out.as_mut_ptr());
     }
     kernel(ws[0]).quantize_acts(x, cols, &mut scratch.acts);
     run_split(ws, &scratch.acts, &dst[..ws.len()]);
@@ -165,7 +150,7 @@ pub fn matmul_many(
 /// Every row of the matrices `ws` (one input, split-row kernels) times `acts`, into
 /// `dst[i]` (`[n_tok][ws[i].rows]` each): each thread of the team claims guided row ranges
 /// until none are left.
-fn run_split(ws: &[&Matrix], acts: &Acts, dst: &[OutPtr]) {
+fn run_split(ws: &[&Matrix], acts: &Acts, dst: &[SendPtr<f32>]) {
     let table = kernels();
     let mut rows = [0; MAX_SHARED];
     for (r, w) in rows.iter_mut().zip(ws) {

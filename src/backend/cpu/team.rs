@@ -71,8 +71,9 @@ thread_local! {
     static IN_REGION: Cell<bool> = const { Cell::new(false) };
 }
 
-/// A pointer that tasks on other threads may use: each to its own elements.
-struct SendPtr<T>(*mut T);
+/// A pointer that tasks on other threads may use, each to its own elements: chunks here,
+/// and the columns of a product's output in matmul.
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
 impl<T> Clone for SendPtr<T> {
     fn clone(&self) -> Self {
         *self
@@ -80,12 +81,14 @@ impl<T> Clone for SendPtr<T> {
 }
 impl<T> Copy for SendPtr<T> {}
 impl<T> SendPtr<T> {
-    /// The element at `i`; a method, so closures capture the `Send` wrapper.
-    fn at(self, i: usize) -> *mut T {
+    /// The element at `i`; a method, so closures capture the `Send` wrapper, not the raw
+    /// field.
+    pub(crate) fn at(self, i: usize) -> *mut T {
         self.0.wrapping_add(i)
     }
 }
-// SAFETY: only used to hand disjoint chunks to tasks (see `for_each_chunk_mut`).
+// SAFETY: every user hands each task elements no other task touches, and keeps the
+// buffer borrowed until all tasks are done (`for_each_chunk_mut`, matmul's products).
 unsafe impl<T: Send> Send for SendPtr<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for SendPtr<T> {}
