@@ -7,7 +7,7 @@
 mod common;
 
 use common::gpu::{assert_close, assert_q8_copy, cpu_exact, gpu, matrix, normal, random_matrix};
-use common::gpu::{q8_values, read_q8, NormedAct};
+use common::gpu::{q8_values, read_q8, NormedAct, INTEGER_PRODUCT_TYPES};
 use common::Rng;
 use ropewalk::backend::cpu::ops as cpu;
 use ropewalk::backend::wgpu::fold;
@@ -46,14 +46,7 @@ fn a_norm_folds_between_the_products_around_it() {
     let gpu = gpu();
     assert!(gpu.fold_ops, "the adapter cannot fold norms");
     let mut rng = Rng::new(31);
-    let types = [
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q8_0,
-        GgmlType::Q4_K,
-        GgmlType::Q6_K,
-    ];
-    let shapes = types
+    let shapes = INTEGER_PRODUCT_TYPES
         .map(|ty| (ty, (512, 256, 70)))
         .into_iter()
         .chain([GgmlType::Q4_0, GgmlType::Q4_K].map(|ty| (ty, (4352, 256, 16))));
@@ -217,13 +210,7 @@ fn swiglu_folds_into_the_gate_and_up_product() {
     let gpu = gpu();
     let mut rng = Rng::new(33);
     let (width, cols, n) = (96, 256, 3);
-    for ty in [
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q8_0,
-        GgmlType::Q4_K,
-        GgmlType::Q6_K,
-    ] {
+    for ty in INTEGER_PRODUCT_TYPES {
         let data = random_matrix(&mut rng, ty, 2 * width, cols);
         let w = matrix(ty, 2 * width, cols, &data);
         let g = GpuMatrix::upload(&gpu, &w).unwrap();

@@ -5,6 +5,7 @@ mod common;
 
 use common::gpu::{
     assert_close, assert_q8_copy, cpu_exact, gpu, matrix, normal, random_matrix, NormedAct,
+    INTEGER_PRODUCT_TYPES,
 };
 use common::Rng;
 use ropewalk::backend::cpu::attention::{attend, Tile};
@@ -120,13 +121,7 @@ fn quantized_types_match_cpu_with_8_bit_activations() {
     // quantizer below.)
     let gpu = gpu();
     let mut rng = Rng::new(15);
-    for ty in [
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q8_0,
-        GgmlType::Q4_K,
-        GgmlType::Q6_K,
-    ] {
+    for ty in INTEGER_PRODUCT_TYPES {
         for (rows, cols) in [(70, 512), (33, 1024)] {
             let data = random_matrix(&mut rng, ty, rows, cols);
             let m = matrix(ty, rows, cols, &data);
@@ -147,15 +142,10 @@ fn batches_on_the_fast_path_match_cpu() {
     let bound = if gpu.matrix_units { 2e-3 } else { 1e-5 };
     let mut rng = Rng::new(16);
     let shapes: [(usize, usize); 3] = [(70, 224), (4160, 96), (33, 512)];
-    for ty in [
-        GgmlType::F32,
-        GgmlType::F16,
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q8_0,
-        GgmlType::Q4_K,
-        GgmlType::Q6_K,
-    ] {
+    for ty in [GgmlType::F32, GgmlType::F16]
+        .into_iter()
+        .chain(INTEGER_PRODUCT_TYPES)
+    {
         for (rows, cols) in shapes {
             let cols = cols.next_multiple_of(ty.block_len());
             let data = random_matrix(&mut rng, ty, rows, cols);

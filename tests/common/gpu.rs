@@ -11,6 +11,15 @@ use ropewalk::quant::{self, GgmlType};
 
 use super::Rng;
 
+/// The weight types with an integer product over 8-bit activations on the GPU.
+pub const INTEGER_PRODUCT_TYPES: [GgmlType; 5] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q8_0,
+    GgmlType::Q4_K,
+    GgmlType::Q6_K,
+];
+
 pub fn gpu() -> Arc<Gpu> {
     static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
     GPU.get_or_init(|| {
