@@ -383,9 +383,10 @@ unsafe fn hsum_i32(v: __m256i) -> i32 {
     }
 }
 
-/// The exact integer sums of one row's super-block `sb` (see the AVX-512 twin).
+/// The exact integer sums of one row's super-block `sb`, the first as a vector whose
+/// lanes add up to it (see the AVX-512 twin).
 #[inline(always)]
-unsafe fn row_sums<const TY: u8>(blk: *const u8, act: &Act, sb: usize) -> (i32, i32) {
+unsafe fn row_sums<const TY: u8>(blk: *const u8, act: &Act, sb: usize) -> (__m256i, i32) {
     // SAFETY: `blk` is a whole super-block; the activation row holds super-block `sb`.
     unsafe {
         let nib = _mm256_set1_epi8(0x0F);
@@ -443,7 +444,7 @@ unsafe fn row_sums<const TY: u8>(blk: *const u8, act: &Act, sb: usize) -> (i32, 
             }
             let bs = _mm256_loadu_si256(act.bsums.add(16 * sb).cast());
             let off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), bs);
-            return (hsum_i32(isum) - 32 * hsum_i32(off), 0);
+            return (_mm256_sub_epi32(isum, _mm256_slli_epi32::<5>(off)), 0);
         }
         let five = TY == 1;
         let qs_off = if five { 48 } else { 16 };
@@ -472,7 +473,29 @@ unsafe fn row_sums<const TY: u8>(blk: *const u8, act: &Act, sb: usize) -> (i32, 
         }
         let m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(mins.as_ptr().cast()));
         let p = _mm_madd_epi16(m16, _mm_loadu_si128(act.bs32.add(8 * sb).cast()));
-        (hsum_i32(isum), hsum_i32(_mm256_zextsi128_si256(p)))
+        (isum, hsum_i32(_mm256_zextsi128_si256(p)))
+    }
+}
+
+/// Lane `r` of the result: the sum of the lanes of `v[r]`, folded in pairs, quads and
+/// then halves (integer sums: exact in any order).
+#[inline(always)]
+unsafe fn lane_sums8(v: &[__m256i; 8]) -> __m256i {
+    // SAFETY: register-only.
+    unsafe {
+        // per 128-bit lane: [a0 + a2, b0 + b2, a1 + a3, b1 + b3]
+        let pair =
+            |a, b| _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+        // per 128-bit lane: that lane's sums of rows r..r + 4
+        let quad = |r: usize| {
+            let (x, y) = (pair(v[r], v[r + 1]), pair(v[r + 2], v[r + 3]));
+            _mm256_add_epi32(_mm256_unpacklo_epi64(x, y), _mm256_unpackhi_epi64(x, y))
+        };
+        let (x, y) = (quad(0), quad(4));
+        _mm256_add_epi32(
+            _mm256_permute2x128_si256::<0x20>(x, y),
+            _mm256_permute2x128_si256::<0x31>(x, y),
+        )
     }
 }
 
@@ -486,13 +509,14 @@ unsafe fn gemv_rows<const TY: u8>(job: &GemmJob, r0: usize, rows: usize, t: usiz
         let act = Act::new(job.acts.as_ptr().add(t * job.act_stride), job.cols);
         let mut acc = _mm256_setzero_ps();
         for sb in 0..job.cols / 256 {
-            let (mut is, mut ms, mut d, mut dmin) = ([0i32; 8], [0i32; 8], [0u16; 8], [0u16; 8]);
+            let (mut ms, mut d, mut dmin) = ([0i32; 8], [0u16; 8], [0u16; 8]);
+            let mut v = [_mm256_setzero_si256(); 8];
             for r in 0..rows {
                 let blk = job.w.as_ptr().add((r0 + r) * job.row_bytes + sb * bytes);
                 for l in 0..bytes.div_ceil(64) {
                     _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(2048 + 64 * l).cast());
                 }
-                (is[r], ms[r]) = row_sums::<TY>(blk, &act, sb);
+                (v[r], ms[r]) = row_sums::<TY>(blk, &act, sb);
                 if TY == 2 {
                     d[r] = blk.add(208).cast::<u16>().read_unaligned();
                 } else {
@@ -502,7 +526,7 @@ unsafe fn gemv_rows<const TY: u8>(job: &GemmJob, r0: usize, rows: usize, t: usiz
             }
             let da = _mm256_set1_ps(*act.d.add(sb));
             let dv = _mm256_cvtph_ps(_mm_loadu_si128(d.as_ptr().cast()));
-            let isv = _mm256_cvtepi32_ps(_mm256_loadu_si256(is.as_ptr().cast()));
+            let isv = _mm256_cvtepi32_ps(lane_sums8(&v));
             acc = _mm256_fmadd_ps(_mm256_mul_ps(isv, da), dv, acc);
             if TY != 2 {
                 let dminv = _mm256_cvtph_ps(_mm_loadu_si128(dmin.as_ptr().cast()));

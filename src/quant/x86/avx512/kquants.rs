@@ -145,61 +145,15 @@ pub(super) unsafe fn dot_q6_k(w: &[u8], a: &[u8], n: usize) -> f32 {
     // SAFETY: every pointer stays inside super-block `sb` of both rows.
     unsafe {
         let act = Act::new(a.as_ptr(), n);
-        let s02 = _mm512_set_epi64(
-            0x0002_0002_0002_0002,
-            0x0002_0002_0002_0002,
-            0x0002_0002_0002_0002,
-            0x0002_0002_0002_0002,
-            0,
-            0,
-            0,
-            0,
-        );
-        let s46 = _mm512_add_epi16(s02, _mm512_set1_epi16(4));
-        let nib = _mm512_set1_epi8(0x0F);
-        let three = _mm512_set1_epi8(0x03);
         let mut acc = _mm512_setzero_ps();
-        let mut acc8 = _mm256_setzero_ps();
         for sb in 0..n / 256 {
             let blk = w.as_ptr().add(210 * sb);
-            let sc = _mm_loadu_si128(blk.add(192).cast());
-            let mut isum = _mm512_setzero_si512();
-            for h in 0..2 {
-                let l = _mm512_loadu_si512(blk.add(64 * h).cast());
-                let q = _mm512_broadcast_i64x4(_mm256_loadu_si256(blk.add(128 + 32 * h).cast()));
-                let hi02 =
-                    _mm512_slli_epi16::<4>(_mm512_and_si512(_mm512_srlv_epi16(q, s02), three));
-                let hi46 =
-                    _mm512_slli_epi16::<4>(_mm512_and_si512(_mm512_srlv_epi16(q, s46), three));
-                let q0 = _mm512_or_si512(_mm512_and_si512(l, nib), hi02);
-                let q1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(l), nib), hi46);
-                for (j, wq) in [q0, q1].into_iter().enumerate() {
-                    let k = 2 * h + j;
-                    let ax = _mm512_loadu_si512(act.qs.add(256 * sb + 64 * k).cast());
-                    let v = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, ax);
-                    let b = 4 * k as i32;
-                    let pick = _mm_setr_epi32(
-                        b * 0x0101_0101,
-                        (b + 1) * 0x0101_0101,
-                        (b + 2) * 0x0101_0101,
-                        (b + 3) * 0x0101_0101,
-                    );
-                    let scv = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc, pick));
-                    isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(v, scv));
-                }
-            }
+            let (isum, _) = row_sums::<2>(blk, &act, sb);
             let d = half::f16::from_bits(blk.add(208).cast::<u16>().read_unaligned()).to_f32()
                 * *act.d.add(sb);
             acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d), acc);
-            let bs = _mm256_loadu_si256(act.bsums.add(16 * sb).cast());
-            let p = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), bs);
-            acc8 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(-32.0 * d), acc8);
         }
-        let s = _mm256_add_ps(acc8, _mm512_castps512_ps256(acc));
-        let s = _mm256_add_ps(s, _mm512_extractf32x8_ps::<1>(acc));
-        let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
+        _mm512_reduce_add_ps(acc)
     }
 }
 
@@ -379,10 +333,11 @@ pub(super) fn gemm_kernel(ty: GgmlType) -> Option<GemmKernel> {
     TypeKernels::gemm_kernel(run, bytes, 16)
 }
 
-/// The exact integer sums of one row's super-block `sb` for the row kernel: Q4_K/Q5_K
-/// `(Σ sc·q·a, Σ m·bs32)`; Q6_K `(Σ sc·q·a - 32 Σ sc·bsums, 0)`.
+/// The exact integer sums of one row's super-block `sb` for the row kernel, the first as
+/// a vector whose lanes add up to it: Q4_K/Q5_K `(Σ sc·q·a, Σ m·bs32)`; Q6_K
+/// `(Σ sc·q·a - 32 Σ sc·bsums, 0)`.
 #[inline(always)]
-unsafe fn row_sums<const TY: u8>(blk: *const u8, act: &Act, sb: usize) -> (i32, i32) {
+unsafe fn row_sums<const TY: u8>(blk: *const u8, act: &Act, sb: usize) -> (__m512i, i32) {
     // SAFETY: `blk` is a whole super-block; the activation row holds super-block `sb`.
     unsafe {
         if TY == 2 {
@@ -427,8 +382,8 @@ unsafe fn row_sums<const TY: u8>(blk: *const u8, act: &Act, sb: usize) -> (i32, 
             }
             let bs = _mm256_loadu_si256(act.bsums.add(16 * sb).cast());
             let off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), bs);
-            let off = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(off));
-            return (_mm512_reduce_add_epi32(isum) - 32 * off, 0);
+            let off = _mm512_slli_epi32::<5>(_mm512_zextsi256_si512(off));
+            return (_mm512_sub_epi32(isum, off), 0);
         }
         let five = TY == 1;
         let qs_off = if five { 48 } else { 16 };
@@ -472,7 +427,32 @@ unsafe fn row_sums<const TY: u8>(blk: *const u8, act: &Act, sb: usize) -> (i32, 
         let p = _mm_madd_epi16(m16, _mm_loadu_si128(act.bs32.add(8 * sb).cast()));
         let p = _mm_add_epi32(p, _mm_shuffle_epi32::<0b01_00_11_10>(p));
         let p = _mm_add_epi32(p, _mm_shuffle_epi32::<0b10_11_00_01>(p));
-        (_mm512_reduce_add_epi32(isum), _mm_cvtsi128_si32(p))
+        (isum, _mm_cvtsi128_si32(p))
+    }
+}
+
+/// Lane `r` of the result: the sum of the lanes of `v[r]`, folded in pairs, quads and
+/// octets (integer sums: exact in any order).
+#[inline(always)]
+unsafe fn lane_sums16(v: &[__m512i; 16]) -> __m512i {
+    // SAFETY: register-only.
+    unsafe {
+        // per 128-bit lane: [a0 + a2, b0 + b2, a1 + a3, b1 + b3]
+        let pair =
+            |a, b| _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+        // per 128-bit lane: that lane's sums of rows r..r + 4
+        let quad = |r: usize| {
+            let (x, y) = (pair(v[r], v[r + 1]), pair(v[r + 2], v[r + 3]));
+            _mm512_add_epi32(_mm512_unpacklo_epi64(x, y), _mm512_unpackhi_epi64(x, y))
+        };
+        // the 128-bit lanes of two vectors of four rows, added by pairs
+        let fold = |x, y| {
+            _mm512_add_epi32(
+                _mm512_shuffle_i32x4::<0b10_00_10_00>(x, y),
+                _mm512_shuffle_i32x4::<0b11_01_11_01>(x, y),
+            )
+        };
+        fold(fold(quad(0), quad(4)), fold(quad(8), quad(12)))
     }
 }
 
@@ -486,14 +466,14 @@ unsafe fn gemv_rows<const TY: u8>(job: &GemmJob, r0: usize, rows: usize, t: usiz
         let act = Act::new(job.acts.as_ptr().add(t * job.act_stride), job.cols);
         let mut acc = _mm512_setzero_ps();
         for sb in 0..job.cols / 256 {
-            let (mut is, mut ms, mut d, mut dmin) =
-                ([0i32; 16], [0i32; 16], [0u16; 16], [0u16; 16]);
+            let (mut ms, mut d, mut dmin) = ([0i32; 16], [0u16; 16], [0u16; 16]);
+            let mut v = [_mm512_setzero_si512(); 16];
             for r in 0..rows {
                 let blk = job.w.as_ptr().add((r0 + r) * job.row_bytes + sb * bytes);
                 for l in 0..bytes.div_ceil(64) {
                     _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(2048 + 64 * l).cast());
                 }
-                (is[r], ms[r]) = row_sums::<TY>(blk, &act, sb);
+                (v[r], ms[r]) = row_sums::<TY>(blk, &act, sb);
                 if TY == 2 {
                     d[r] = blk.add(208).cast::<u16>().read_unaligned();
                 } else {
@@ -501,9 +481,10 @@ unsafe fn gemv_rows<const TY: u8>(job: &GemmJob, r0: usize, rows: usize, t: usiz
                     dmin[r] = blk.add(2).cast::<u16>().read_unaligned();
                 }
             }
+            let is = lane_sums16(&v);
             let da = _mm512_set1_ps(*act.d.add(sb));
             let dv = _mm512_cvtph_ps(_mm256_loadu_si256(d.as_ptr().cast()));
-            let isv = _mm512_cvtepi32_ps(_mm512_loadu_si512(is.as_ptr().cast()));
+            let isv = _mm512_cvtepi32_ps(is);
             acc = _mm512_fmadd_ps(_mm512_mul_ps(isv, da), dv, acc);
             if TY != 2 {
                 let dminv = _mm512_cvtph_ps(_mm256_loadu_si256(dmin.as_ptr().cast()));
