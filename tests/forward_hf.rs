@@ -85,6 +85,34 @@ fn batched_scoring_equals_one_pass() {
     }
 }
 
+/// One token after a context of several attention chunks, whose positions threads take
+/// apart and merge, gets the logits that the same token gets at the end of one batch.
+#[test]
+fn a_token_after_a_long_context_equals_its_batch() {
+    let file = GgufFile::open(common::test_model()).unwrap();
+    let model = Llama::load(&file).unwrap();
+    let long = common::hf::ids(&reference("prompts.json")["long"]["ids"]);
+    let n = 2 * ropewalk::backend::cpu::attention::CHUNK + 76;
+    let tokens: Vec<u32> = long.iter().copied().cycle().take(n).collect();
+    let last = |n_batch: usize| {
+        let mut s = ropewalk::model::Session::new(&model, n, n_batch);
+        s.forward(&tokens[..n - 1], ropewalk::model::Logits::Last)
+            .unwrap();
+        s.forward(&tokens[n - 1..], ropewalk::model::Logits::Last)
+            .unwrap()
+            .to_vec()
+    };
+    let mut whole = ropewalk::model::Session::new(&model, n, n);
+    let want = whole
+        .forward(&tokens, ropewalk::model::Logits::Last)
+        .unwrap()
+        .to_vec();
+    assert!(
+        last(n) == want,
+        "the last token alone differs from its batch"
+    );
+}
+
 /// f16 and Q8_0 caches stay close to the f32 one on the long prompt: the same final
 /// argmax, and the f32 cache's top-20 logits within 0.01 (f16) and 0.3 (8-bit keys and
 /// values). On the exact path: with 8-bit activations any tiny change is amplified by

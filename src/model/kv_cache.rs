@@ -4,6 +4,7 @@
 
 use std::str::FromStr;
 
+use crate::backend::cpu::ops;
 use crate::quant::{self, GgmlType};
 
 /// How the cache stores keys and values.
@@ -203,6 +204,31 @@ impl KvView<'_> {
         self.read(true, pos, offset, out)
     }
 
+    /// Values `offset..offset + kt.len() / w` of the keys at positions `start..start + n`
+    /// into `kt[d * w + j]` (column-major, as attention scores them); `row` is scratch of
+    /// a row's length. Columns from `n` up to the next multiple of 16 may be overwritten.
+    pub fn keys_t(
+        &self,
+        (start, n): (usize, usize),
+        offset: usize,
+        (kt, w): (&mut [f32], usize),
+        row: &mut [f32],
+    ) {
+        let at = start * self.kv_dim + offset;
+        match self.rows {
+            Rows::F32 { k, .. } => ops::keys_t_f32(&k[at..], self.kv_dim, n, kt, w),
+            Rows::F16 { k, .. } => ops::keys_t_f16(&k[at..], self.kv_dim, n, kt, w),
+            Rows::Q8_0 { .. } => {
+                for j in 0..n {
+                    self.key(start + j, offset, row);
+                    for (d, &x) in row.iter().enumerate() {
+                        kt[d * w + j] = x;
+                    }
+                }
+            }
+        }
+    }
+
     pub fn value(&self, pos: usize, offset: usize, out: &mut [f32]) {
         self.read(false, pos, offset, out)
     }
@@ -213,10 +239,9 @@ impl KvView<'_> {
             Rows::F32 { k, v } => {
                 out.copy_from_slice(&(if key { k } else { v })[at..at + out.len()])
             }
-            Rows::F16 { k, v } => crate::backend::cpu::ops::f16_to_f32(
-                &(if key { k } else { v })[at..at + out.len()],
-                out,
-            ),
+            Rows::F16 { k, v } => {
+                ops::f16_to_f32(&(if key { k } else { v })[at..at + out.len()], out)
+            }
             Rows::Q8_0 { k, v } => {
                 // A head slice starts on a block boundary (checked when the cache is made).
                 let block = GgmlType::Q8_0.block_bytes();

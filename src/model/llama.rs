@@ -82,6 +82,8 @@ struct RunState {
     /// `[n_kv_heads][n][group * head_dim]` attention output, grouped by KV head so
     /// tiles of (KV head, tokens) run in parallel
     att_by_head: Vec<f32>,
+    /// the chunks of one token's attention over a long context, taken apart by threads
+    att_parts: Vec<f32>,
     /// `[n][n_heads * head_dim]`
     att: Vec<f32>,
     /// `[n][dim]` output of a sub-layer, added to `x`
@@ -96,7 +98,7 @@ struct RunState {
 }
 
 impl RunState {
-    fn new(c: &LlamaConfig, n_batch: usize) -> RunState {
+    fn new(c: &LlamaConfig, n_ctx: usize, n_batch: usize) -> RunState {
         let q_dim = c.n_heads * c.head_dim;
         RunState {
             x: vec![0.0; n_batch * c.dim],
@@ -105,6 +107,7 @@ impl RunState {
             k: vec![0.0; n_batch * c.kv_dim()],
             v: vec![0.0; n_batch * c.kv_dim()],
             att_by_head: vec![0.0; attention_rows(c, n_batch) * q_dim],
+            att_parts: vec![0.0; attention_parts(c, n_ctx)],
             att: vec![0.0; n_batch * q_dim],
             delta: vec![0.0; n_batch * c.dim],
             gate: vec![0.0; n_batch * c.ffn_dim],
@@ -160,7 +163,7 @@ impl<'m, 'a> Session<'m, 'a> {
             model,
             rope: Rope::new(model.rope.clone()),
             cache: KvCache::new(cache_type, c.n_layers, n_ctx, c.kv_dim()),
-            state: RunState::new(c, n_batch),
+            state: RunState::new(c, n_ctx, n_batch),
             n_batch,
             n_past: 0,
             precision: Precision::Quantized,
@@ -345,7 +348,8 @@ impl<'m, 'a> Session<'m, 'a> {
             }
             self.cache.store(l, pos0, k, v);
             let kv = self.cache.layer(l, pos0 + n);
-            attention(c, q, &kv, pos0, att, &mut s.att_by_head);
+            let scratch = (&mut s.att_by_head[..], &mut s.att_parts[..]);
+            attention(c, q, &kv, pos0, att, scratch);
             matmul(&layer.wo, att, delta, &mut s.matmul, p);
             ops::add_assign(x, delta);
 
@@ -407,39 +411,66 @@ fn attention_rows(c: &LlamaConfig, n: usize) -> usize {
     n.div_ceil(attention_run(c)) * attention_run(c)
 }
 
+/// Floats of the parts of one token's attention over `n_ctx` positions: every query
+/// head's part of every chunk.
+fn attention_parts(c: &LlamaConfig, n_ctx: usize) -> usize {
+    n_ctx.div_ceil(attention::CHUNK) * attention::part_len(c.n_heads, c.head_dim)
+}
+
 /// Causal attention of a batch's `n` tokens (`q` is `[n][n_heads * head_dim]`) over the
 /// cached positions `0..pos0 + n`, into `att` (same shape); `by_group` is scratch of
-/// [`attention_rows`] token rows.
+/// [`attention_rows`] token rows, `parts` of [`attention_parts`] floats.
 fn attention(
     c: &LlamaConfig,
     q: &[f32],
     kv: &KvView,
     pos0: usize,
     att: &mut [f32],
-    by_group: &mut [f32],
+    (by_group, parts): (&mut [f32], &mut [f32]),
 ) {
     let (group, hd) = (c.n_heads / c.n_kv_heads, c.head_dim);
     let q_dim = c.n_heads * hd;
     let n = q.len() / q_dim;
     if n == 1 {
         // One token: a tile per KV head decodes each cached row once for its query
-        // heads, if that leaves every thread a tile; else query heads go alone. A tile's
-        // rows have the arithmetic of any other tile, so a token's attention has the
-        // same bits however the tokens were batched.
-        let rows = if c.n_kv_heads >= rayon::current_num_threads() {
+        // heads, if that leaves every thread a tile (counting the chunks of a long
+        // context, which threads take apart); else query heads go alone. A tile's rows
+        // have the arithmetic of any other tile, so a token's attention has the same
+        // bits however the tokens were batched.
+        let whole = Tile {
+            head_dim: hd,
+            group,
+            kv_offset: 0,
+            first_seen: pos0 + 1,
+            q_stride: q_dim,
+        };
+        let chunks = whole.chunks(1);
+        let rows = if c.n_kv_heads * chunks >= rayon::current_num_threads() {
             group
         } else {
             1
         };
-        team::for_each_chunk_mut(att, rows * hd, &|i, out| {
-            let tile = Tile {
-                head_dim: hd,
-                group: rows,
-                kv_offset: i * rows / group * hd,
-                first_seen: pos0 + 1,
-                q_stride: q_dim,
-            };
-            attention::attend(out, &q[i * rows * hd..][..rows * hd], kv, &tile);
+        let tile = |i: usize| Tile {
+            group: rows,
+            kv_offset: i * rows / group * hd,
+            ..whole
+        };
+        let q_of = |i: usize| &q[i * rows * hd..][..rows * hd];
+        if chunks == 1 {
+            team::for_each_chunk_mut(att, rows * hd, &|i, out| {
+                attention::attend(out, q_of(i), kv, &tile(i))
+            });
+            return;
+        }
+        let len = attention::part_len(rows, hd);
+        let parts = &mut parts[..c.n_heads / rows * chunks * len];
+        team::for_each_chunk_mut(parts, len, &|i, part| {
+            let (t, chunk) = (i / chunks, i % chunks);
+            attention::attend_chunk(part, q_of(t), kv, &tile(t), chunk)
+        });
+        let parts = &*parts;
+        team::for_each_chunk_mut(att, rows * hd, &|t, out| {
+            attention::merge_parts(out, &parts[t * chunks * len..][..chunks * len], hd)
         });
         return;
     }

@@ -16,9 +16,16 @@ use super::ops;
 /// block of keys and one of values stay in L1.
 pub const BLOCK: usize = 32;
 
-/// Per-thread buffers, grown to the largest tile seen and then reused.
+/// Positions whose softmax is taken on its own and then merged, in order, into what the
+/// positions before gave: the unit a long one-token attention spreads over threads. The
+/// chunks start at multiples of CHUNK whichever way the work is split, so a token's
+/// attention keeps the same bits (a multiple of [`BLOCK`]).
+pub const CHUNK: usize = 512;
+
+/// The blocks a chunk is scored through, per thread, grown to the largest tile seen and
+/// then reused.
 #[derive(Default)]
-pub struct AttnScratch {
+struct Blocks {
     /// `[rows][head_dim]` the tile's queries, pre-scaled by 1/sqrt(head_dim)
     q: Vec<f32>,
     /// `[head_dim][BLOCK]` one block of keys, column-major
@@ -27,24 +34,20 @@ pub struct AttnScratch {
     v: Vec<f32>,
     /// `[head_dim]` one decoded key row
     row: Vec<f32>,
-    /// running maximum and sum of each row's softmax
-    max: Vec<f32>,
-    sum: Vec<f32>,
 }
 
-impl AttnScratch {
-    fn fit(&mut self, rows: usize, hd: usize) {
-        let grow = |v: &mut Vec<f32>, n: usize| {
-            if v.len() < n {
-                v.resize(n, 0.0);
-            }
-        };
-        grow(&mut self.q, rows * hd);
-        grow(&mut self.kt, hd * BLOCK);
-        grow(&mut self.v, BLOCK * hd);
-        grow(&mut self.row, hd);
-        grow(&mut self.max, rows);
-        grow(&mut self.sum, rows);
+/// Per-thread buffers: the blocks, and a tile's softmax so far and of its current chunk
+/// (each laid out as a part: see [`part_len`]).
+#[derive(Default)]
+pub struct AttnScratch {
+    blocks: Blocks,
+    acc: Vec<f32>,
+    part: Vec<f32>,
+}
+
+fn grow(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
     }
 }
 
@@ -61,6 +64,24 @@ pub struct Tile {
     pub q_stride: usize,
 }
 
+impl Tile {
+    fn seen(&self, r: usize) -> usize {
+        self.first_seen + r / self.group
+    }
+
+    /// The chunks of positions that some row of a tile of `rows` sees.
+    pub fn chunks(&self, rows: usize) -> usize {
+        self.seen(rows - 1).div_ceil(CHUNK)
+    }
+}
+
+/// The floats of a tile's part, the softmax of one chunk of positions or of several
+/// merged: `[rows][head_dim]` the values weighted by e^(score - max), then `[rows]` the
+/// maximum, then `[rows]` the sum of the weights.
+pub fn part_len(rows: usize, head_dim: usize) -> usize {
+    rows * (head_dim + 2)
+}
+
 thread_local! {
     static SCRATCH: std::cell::RefCell<AttnScratch> = Default::default();
 }
@@ -70,13 +91,91 @@ thread_local! {
 /// `q[(r / group) * q_stride + (r % group) * head_dim..]`. Buffers are the calling
 /// thread's own, reused from call to call.
 pub fn attend(out: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile) {
-    SCRATCH.with_borrow_mut(|s| attend_with(out, q, kv, tile, s))
+    SCRATCH.with_borrow_mut(|s| {
+        let rows = out.len() / tile.head_dim;
+        let len = part_len(rows, tile.head_dim);
+        grow(&mut s.acc, len);
+        grow(&mut s.part, len);
+        let (acc, part) = (&mut s.acc[..len], &mut s.part[..len]);
+        chunk_into(acc, q, kv, tile, 0, &mut s.blocks);
+        for c in 1..tile.chunks(rows) {
+            chunk_into(part, q, kv, tile, c, &mut s.blocks);
+            merge(acc, part, rows);
+        }
+        finish(out, acc);
+    })
 }
 
-fn attend_with(out: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, s: &mut AttnScratch) {
+/// The part of chunk `c` of the tile's positions (see [`part_len`]): what [`attend`]
+/// merges in order, for threads that take chunks of one tile apart.
+pub fn attend_chunk(part: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, c: usize) {
+    SCRATCH.with_borrow_mut(|s| chunk_into(part, q, kv, tile, c, &mut s.blocks))
+}
+
+/// `out` from a tile's parts (`[chunks][part_len]`, chunk by chunk), merged in the order
+/// [`attend`] merges them.
+pub fn merge_parts(out: &mut [f32], parts: &[f32], head_dim: usize) {
+    SCRATCH.with_borrow_mut(|s| {
+        let rows = out.len() / head_dim;
+        let len = part_len(rows, head_dim);
+        grow(&mut s.acc, len);
+        let acc = &mut s.acc[..len];
+        acc.copy_from_slice(&parts[..len]);
+        for part in parts.chunks_exact(len).skip(1) {
+            merge(acc, part, rows);
+        }
+        finish(out, acc);
+    })
+}
+
+/// A part's three arrays: weighted values, maxima, sums.
+fn split_part(part: &mut [f32], rows: usize) -> (&mut [f32], &mut [f32], &mut [f32]) {
+    let (o, rest) = part.split_at_mut(part.len() - 2 * rows);
+    let (max, sum) = rest.split_at_mut(rows);
+    (o, max, sum)
+}
+
+/// `acc` takes the positions of `part`, which come after its own: both rescaled to the
+/// larger maximum. A row that saw none of the part's positions (sum 0) is left alone.
+fn merge(acc: &mut [f32], part: &[f32], rows: usize) {
+    let hd = (part.len() - 2 * rows) / rows;
+    let (o, max, sum) = split_part(acc, rows);
+    let (po, rest) = part.split_at(rows * hd);
+    let (pmax, psum) = rest.split_at(rows);
+    for r in 0..rows {
+        if psum[r] == 0.0 {
+            continue;
+        }
+        let m = max[r].max(pmax[r]);
+        let (ca, cb) = ((max[r] - m).exp(), (pmax[r] - m).exp());
+        sum[r] = sum[r] * ca + psum[r] * cb;
+        let o = &mut o[r * hd..][..hd];
+        ops::scale(o, ca);
+        ops::axpy(cb, &po[r * hd..][..hd], o);
+        max[r] = m;
+    }
+}
+
+/// `out` ← a part's weighted values over its sums.
+fn finish(out: &mut [f32], acc: &[f32]) {
+    let rows = (acc.len() - out.len()) / 2;
+    let hd = out.len() / rows;
+    let (o, rest) = acc.split_at(out.len());
+    out.copy_from_slice(o);
+    for (o, &sum) in out.chunks_mut(hd).zip(&rest[rows..]) {
+        ops::scale(o, 1.0 / sum);
+    }
+}
+
+/// The part (see [`part_len`]) of chunk `c` of the tile's positions: an online softmax
+/// over its blocks from a fresh start.
+fn chunk_into(part: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, c: usize, s: &mut Blocks) {
     let hd = tile.head_dim;
-    let rows = out.len() / hd;
-    s.fit(rows, hd);
+    let rows = part.len() / (hd + 2);
+    grow(&mut s.q, rows * hd);
+    grow(&mut s.kt, hd * BLOCK);
+    grow(&mut s.v, BLOCK * hd);
+    grow(&mut s.row, hd);
     let scale = 1.0 / (hd as f32).sqrt();
     for (r, sq) in s.q.chunks_mut(hd).take(rows).enumerate() {
         let at = (r / tile.group) * tile.q_stride + (r % tile.group) * hd;
@@ -84,24 +183,23 @@ fn attend_with(out: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, s: &mut Att
             *a = b * scale;
         }
     }
-    s.max[..rows].fill(f32::NEG_INFINITY);
-    s.sum[..rows].fill(0.0);
-    out[..rows * hd].fill(0.0);
-    let seen = |r: usize| tile.first_seen + r / tile.group;
-    let last = seen(rows - 1);
+    let (out, max, sum) = split_part(part, rows);
+    max.fill(f32::NEG_INFINITY);
+    sum.fill(0.0);
+    out.fill(0.0);
+    let seen = |r: usize| tile.seen(r);
+    let last = seen(rows - 1).min((c + 1) * CHUNK);
 
-    for start in (0..last).step_by(BLOCK) {
+    for start in (c * CHUNK..last).step_by(BLOCK) {
         let nb = BLOCK.min(last - start);
         // Decode once, transposing keys so a query meets a block of them in one pass.
         if nb < BLOCK {
             // Columns past the block's end are scored (and then ignored): keep them finite.
             s.kt[..hd * BLOCK].fill(0.0);
         }
+        let block = (&mut s.kt[..hd * BLOCK], BLOCK);
+        kv.keys_t((start, nb), tile.kv_offset, block, &mut s.row[..hd]);
         for j in 0..nb {
-            kv.key(start + j, tile.kv_offset, &mut s.row[..hd]);
-            for (d, &x) in s.row[..hd].iter().enumerate() {
-                s.kt[d * BLOCK + j] = x;
-            }
             kv.value(start + j, tile.kv_offset, &mut s.v[j * hd..(j + 1) * hd]);
         }
         let mut r = 0;
@@ -113,7 +211,7 @@ fn attend_with(out: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, s: &mut Att
                 ops::dot_columns4(&s.q[r * hd..(r + 4) * hd], &s.kt[..hd * BLOCK], &mut scores);
                 for (i, scores) in scores.chunks_exact_mut(BLOCK).enumerate() {
                     let o = &mut out[(r + i) * hd..(r + i + 1) * hd];
-                    softmax_step(scores, &mut s.max[r + i], &mut s.sum[r + i], o);
+                    softmax_step(scores, &mut max[r + i], &mut sum[r + i], o);
                 }
                 ops::add_weighted_rows4(
                     &scores,
@@ -132,13 +230,10 @@ fn attend_with(out: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, s: &mut Att
             ops::dot_columns(&s.q[r * hd..(r + 1) * hd], &s.kt[..hd * BLOCK], &mut scores);
             let scores = &mut scores[..n];
             let o = &mut out[r * hd..(r + 1) * hd];
-            softmax_step(scores, &mut s.max[r], &mut s.sum[r], o);
+            softmax_step(scores, &mut max[r], &mut sum[r], o);
             ops::add_weighted_rows(scores, &s.v[..n * hd], o);
             r += 1;
         }
-    }
-    for (o, &sum) in out.chunks_mut(hd).zip(&s.sum[..rows]) {
-        ops::scale(o, 1.0 / sum);
     }
 }
 
@@ -190,9 +285,14 @@ mod tests {
         for (hd, kv_dim, offset) in [(64, 128, 64), (96, 192, 96)] {
             let value = |i: usize, m: usize| ((i * m) % 1000) as f32 / 250.0 - 2.0;
             for ty in [CacheType::F32, CacheType::F16, CacheType::Q8_0] {
-                for (n, group, tokens) in
-                    [(1, 1, 1), (2, 3, 2), (33, 1, 5), (100, 3, 4), (257, 4, 16)]
-                {
+                for (n, group, tokens) in [
+                    (1, 1, 1),
+                    (2, 3, 2),
+                    (33, 1, 5),
+                    (100, 3, 4),
+                    (257, 4, 16),
+                    (2 * CHUNK + 70, 3, 2),
+                ] {
                     let keys: Vec<f32> = (0..n * kv_dim).map(|i| value(i, 7919)).collect();
                     let values: Vec<f32> =
                         (0..n * kv_dim).map(|i| value(i, 104729) * 0.5).collect();
@@ -218,6 +318,19 @@ mod tests {
                         one,
                         got[..hd],
                         "{ty} n {n}: a row alone differs from its tile"
+                    );
+                    // Chunk by chunk, as threads take a long one-token attention apart:
+                    // the same bits.
+                    let len = part_len(rows, hd);
+                    let mut parts = vec![0.0f32; tile.chunks(rows) * len];
+                    for (c, part) in parts.chunks_mut(len).enumerate() {
+                        attend_chunk(part, &q, &kv, &tile, c);
+                    }
+                    let mut merged = vec![0.0f32; rows * hd];
+                    merge_parts(&mut merged, &parts, hd);
+                    assert_eq!(
+                        merged, got,
+                        "{ty} n {n}: chunks merged differ from the tile"
                     );
                     for r in 0..rows {
                         let want =

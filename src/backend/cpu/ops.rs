@@ -104,6 +104,36 @@ pub fn axpy_f16(a: f32, x: &[u16], y: &mut [f32]) {
 
 /// `out[j] = Σ_d q[d] * kt[d * out.len() + j]`: one query against a block of keys
 /// stored column-major (`kt` is `[q.len()][out.len()]`).
+/// `kt[d * w + j]` ← value `d` of key row `j` (`src[j * stride..]`, f16 bits) for
+/// `j < n` and `d < kt.len() / w`: a block of cached keys, column-major. Columns from `n`
+/// up to the next multiple of 16 may get copies of row `n - 1`.
+pub fn keys_t_f16(src: &[u16], stride: usize, n: usize, kt: &mut [f32], w: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if kernels().path == Path::Avx512 && keys_t_fits(n, kt.len() / w, w) {
+        // SAFETY: the AVX-512 path is only chosen on a CPU that has it; the shape is
+        // checked above, the lengths by the kernel.
+        return unsafe { crate::quant::x86::avx512::kv_block::keys_t(src, stride, n, kt, w) };
+    }
+    scalar::keys_t(src, stride, n, kt, w, |h| half::f16::from_bits(h).to_f32())
+}
+
+/// As [`keys_t_f16`], for f32 keys.
+pub fn keys_t_f32(src: &[f32], stride: usize, n: usize, kt: &mut [f32], w: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if kernels().path == Path::Avx512 && keys_t_fits(n, kt.len() / w, w) {
+        // SAFETY: as in keys_t_f16.
+        return unsafe { crate::quant::x86::avx512::kv_block::keys_t(src, stride, n, kt, w) };
+    }
+    scalar::keys_t(src, stride, n, kt, w, |x| x)
+}
+
+/// Whether the transposing kernel takes a block: its sixteen-row groups fit in the
+/// block's width, its sixteen-value pieces in a row.
+#[cfg(target_arch = "x86_64")]
+fn keys_t_fits(n: usize, hd: usize, w: usize) -> bool {
+    n >= 1 && n.next_multiple_of(16) <= w && hd.is_multiple_of(16)
+}
+
 pub fn dot_columns(q: &[f32], kt: &[f32], out: &mut [f32]) {
     neon!(dot_columns(q, kt, out));
     dispatch!(
@@ -247,6 +277,22 @@ pub mod scalar {
     pub fn f16_to_f32(src: &[u16], out: &mut [f32]) {
         for (o, &h) in out.iter_mut().zip(src) {
             *o = half::f16::from_bits(h).to_f32();
+        }
+    }
+
+    pub fn keys_t<T: Copy>(
+        src: &[T],
+        stride: usize,
+        n: usize,
+        kt: &mut [f32],
+        w: usize,
+        f32_of: impl Fn(T) -> f32,
+    ) {
+        let hd = kt.len() / w;
+        for j in 0..n {
+            for (d, &x) in src[j * stride..][..hd].iter().enumerate() {
+                kt[d * w + j] = f32_of(x);
+            }
         }
     }
 
@@ -493,5 +539,36 @@ mod tests {
         let b: Vec<f32> = (0..37).map(|i| 1.0 - i as f32 * 0.25).collect();
         let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         assert!((dot(&a, &b) - plain).abs() < 1e-3);
+    }
+
+    /// The transposing key kernel moves every value where the plain loop puts it, f16
+    /// and f32, for partial groups of sixteen rows and rows longer than a head.
+    #[test]
+    fn keys_transpose_like_the_plain_loop() {
+        #[cfg(target_arch = "x86_64")]
+        if crate::quant::x86::has_avx512() {
+            use crate::quant::x86::avx512::kv_block::keys_t;
+            for (n, hd, stride) in [(1, 16, 16), (16, 64, 192), (23, 128, 128), (32, 64, 64)] {
+                let f: Vec<f32> = (0..n * stride).map(|i| i as f32 * 0.25 - 9.0).collect();
+                let h: Vec<u16> = f
+                    .iter()
+                    .map(|&x| half::f16::from_f32(x).to_bits())
+                    .collect();
+                let w = 32;
+                let (mut want, mut got) = (vec![0.0f32; hd * w], vec![0.0f32; hd * w]);
+                scalar::keys_t(&f, stride, n, &mut want, w, |x| x);
+                // SAFETY: the CPU has AVX-512; the shapes meet the kernel's conditions.
+                unsafe { keys_t(&f, stride, n, &mut got, w) };
+                let first_n =
+                    |v: &[f32]| -> Vec<f32> { v.chunks(w).flat_map(|r| r[..n].to_vec()).collect() };
+                assert_eq!(first_n(&got), first_n(&want), "f32 {n}x{hd}");
+                scalar::keys_t(&h, stride, n, &mut want, w, |x| {
+                    half::f16::from_bits(x).to_f32()
+                });
+                // SAFETY: as above.
+                unsafe { keys_t(&h, stride, n, &mut got, w) };
+                assert_eq!(first_n(&got), first_n(&want), "f16 {n}x{hd}");
+            }
+        }
     }
 }

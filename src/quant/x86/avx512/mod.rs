@@ -3,6 +3,7 @@
 pub mod attention;
 mod floats;
 mod kquants;
+pub mod kv_block;
 mod legacy;
 mod packed;
 pub mod quantize;
