@@ -102,38 +102,46 @@ pub fn axpy_f16(a: f32, x: &[u16], y: &mut [f32]) {
     dispatch!(axpy_f16(a, x, y), scalar::axpy_f16(a, x, y))
 }
 
-/// `out[j] = Σ_d q[d] * kt[d * out.len() + j]`: one query against a block of keys
-/// stored column-major (`kt` is `[q.len()][out.len()]`).
+/// The transposing kernels for the path, where the block's shape suits their groups of
+/// rows (sixteen with AVX-512, eight with AVX2) and pieces of a row (as many values).
+macro_rules! keys_t {
+    ($src:expr, $stride:expr, $n:expr, $kt:expr, $w:expr) => {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fits = |g: usize| {
+                $n >= 1 && $n.next_multiple_of(g) <= $w && ($kt.len() / $w).is_multiple_of(g)
+            };
+            use crate::quant::x86;
+            if kernels().path == Path::Avx512 && fits(16) {
+                // SAFETY: the AVX-512 path is only chosen on a CPU that has it; the shape
+                // is checked above, the lengths by the kernel.
+                return unsafe { x86::avx512::kv_block::keys_t($src, $stride, $n, $kt, $w) };
+            }
+            if simd() && fits(8) {
+                // SAFETY: a SIMD path is only chosen on a CPU with AVX2, FMA and F16C;
+                // as above for the rest.
+                return unsafe { x86::avx2::kv_block::keys_t($src, $stride, $n, $kt, $w) };
+            }
+        }
+    };
+}
+
 /// `kt[d * w + j]` ← value `d` of key row `j` (`src[j * stride..]`, f16 bits) for
 /// `j < n` and `d < kt.len() / w`: a block of cached keys, column-major. Columns from `n`
 /// up to the next multiple of 16 may get copies of row `n - 1`.
 pub fn keys_t_f16(src: &[u16], stride: usize, n: usize, kt: &mut [f32], w: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if kernels().path == Path::Avx512 && keys_t_fits(n, kt.len() / w, w) {
-        // SAFETY: the AVX-512 path is only chosen on a CPU that has it; the shape is
-        // checked above, the lengths by the kernel.
-        return unsafe { crate::quant::x86::avx512::kv_block::keys_t(src, stride, n, kt, w) };
-    }
+    keys_t!(src, stride, n, kt, w);
     scalar::keys_t(src, stride, n, kt, w, |h| half::f16::from_bits(h).to_f32())
 }
 
 /// As [`keys_t_f16`], for f32 keys.
 pub fn keys_t_f32(src: &[f32], stride: usize, n: usize, kt: &mut [f32], w: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if kernels().path == Path::Avx512 && keys_t_fits(n, kt.len() / w, w) {
-        // SAFETY: as in keys_t_f16.
-        return unsafe { crate::quant::x86::avx512::kv_block::keys_t(src, stride, n, kt, w) };
-    }
+    keys_t!(src, stride, n, kt, w);
     scalar::keys_t(src, stride, n, kt, w, |x| x)
 }
 
-/// Whether the transposing kernel takes a block: its sixteen-row groups fit in the
-/// block's width, its sixteen-value pieces in a row.
-#[cfg(target_arch = "x86_64")]
-fn keys_t_fits(n: usize, hd: usize, w: usize) -> bool {
-    n >= 1 && n.next_multiple_of(16) <= w && hd.is_multiple_of(16)
-}
-
+/// `out[j] = Σ_d q[d] * kt[d * out.len() + j]`: one query against a block of keys
+/// stored column-major (`kt` is `[q.len()][out.len()]`).
 pub fn dot_columns(q: &[f32], kt: &[f32], out: &mut [f32]) {
     neon!(dot_columns(q, kt, out));
     dispatch!(
@@ -541,33 +549,52 @@ mod tests {
         assert!((dot(&a, &b) - plain).abs() < 1e-3);
     }
 
-    /// The transposing key kernel moves every value where the plain loop puts it, f16
-    /// and f32, for partial groups of sixteen rows and rows longer than a head.
+    /// The transposing key kernels (AVX-512 and AVX2) move every value where the plain
+    /// loop puts it, f16 and f32, for partial groups of rows and rows longer than a head.
     #[test]
     fn keys_transpose_like_the_plain_loop() {
         #[cfg(target_arch = "x86_64")]
-        if crate::quant::x86::has_avx512() {
-            use crate::quant::x86::avx512::kv_block::keys_t;
-            for (n, hd, stride) in [(1, 16, 16), (16, 64, 192), (23, 128, 128), (32, 64, 64)] {
-                let f: Vec<f32> = (0..n * stride).map(|i| i as f32 * 0.25 - 9.0).collect();
-                let h: Vec<u16> = f
-                    .iter()
-                    .map(|&x| half::f16::from_f32(x).to_bits())
-                    .collect();
-                let w = 32;
-                let (mut want, mut got) = (vec![0.0f32; hd * w], vec![0.0f32; hd * w]);
-                scalar::keys_t(&f, stride, n, &mut want, w, |x| x);
-                // SAFETY: the CPU has AVX-512; the shapes meet the kernel's conditions.
-                unsafe { keys_t(&f, stride, n, &mut got, w) };
-                let first_n =
-                    |v: &[f32]| -> Vec<f32> { v.chunks(w).flat_map(|r| r[..n].to_vec()).collect() };
-                assert_eq!(first_n(&got), first_n(&want), "f32 {n}x{hd}");
-                scalar::keys_t(&h, stride, n, &mut want, w, |x| {
-                    half::f16::from_bits(x).to_f32()
-                });
-                // SAFETY: as above.
-                unsafe { keys_t(&h, stride, n, &mut got, w) };
-                assert_eq!(first_n(&got), first_n(&want), "f16 {n}x{hd}");
+        {
+            use crate::quant::x86::{self, avx2, avx512};
+            type Kernel<T> = unsafe fn(&[T], usize, usize, &mut [f32], usize);
+            let mut kernels: Vec<(&str, Kernel<f32>, Kernel<u16>)> = Vec::new();
+            if x86::has_avx2() {
+                kernels.push(("avx2", avx2::kv_block::keys_t, avx2::kv_block::keys_t));
+            }
+            if x86::has_avx512() {
+                kernels.push(("avx512", avx512::kv_block::keys_t, avx512::kv_block::keys_t));
+            }
+            let shapes = [
+                (1, 16, 16),
+                (16, 64, 192),
+                (23, 128, 128),
+                (32, 64, 64),
+                (9, 32, 48),
+            ];
+            for (name, for_f32, for_f16) in kernels {
+                for (n, hd, stride) in shapes {
+                    let f: Vec<f32> = (0..n * stride).map(|i| i as f32 * 0.25 - 9.0).collect();
+                    let h: Vec<u16> = f
+                        .iter()
+                        .map(|&x| half::f16::from_f32(x).to_bits())
+                        .collect();
+                    let w = 32;
+                    let (mut want, mut got) = (vec![0.0f32; hd * w], vec![0.0f32; hd * w]);
+                    let first_n = |v: &[f32]| -> Vec<f32> {
+                        v.chunks(w).flat_map(|r| r[..n].to_vec()).collect()
+                    };
+                    scalar::keys_t(&f, stride, n, &mut want, w, |x| x);
+                    // SAFETY: the CPU has the path's features; the shapes meet the
+                    // kernels' conditions.
+                    unsafe { for_f32(&f, stride, n, &mut got, w) };
+                    assert_eq!(first_n(&got), first_n(&want), "{name} f32 {n}x{hd}");
+                    scalar::keys_t(&h, stride, n, &mut want, w, |x| {
+                        half::f16::from_bits(x).to_f32()
+                    });
+                    // SAFETY: as above.
+                    unsafe { for_f16(&h, stride, n, &mut got, w) };
+                    assert_eq!(first_n(&got), first_n(&want), "{name} f16 {n}x{hd}");
+                }
             }
         }
     }

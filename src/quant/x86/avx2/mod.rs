@@ -2,6 +2,7 @@
 
 mod floats;
 mod kquants;
+pub mod kv_block;
 mod legacy;
 mod packed;
 pub mod quantize;
