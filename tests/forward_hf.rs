@@ -86,7 +86,9 @@ fn batched_scoring_equals_one_pass() {
 }
 
 /// One token after a context of several attention chunks, whose positions threads take
-/// apart and merge, gets the logits that the same token gets at the end of one batch.
+/// apart and merge, gets the logits that the same token gets at the end of one batch:
+/// with a tile per KV head (2 threads), and with a tile per query head (16 threads, more
+/// than SmolLM2's 3 KV heads times 3 chunks).
 #[test]
 fn a_token_after_a_long_context_equals_its_batch() {
     let file = GgufFile::open(common::test_model()).unwrap();
@@ -94,23 +96,29 @@ fn a_token_after_a_long_context_equals_its_batch() {
     let long = common::hf::ids(&reference("prompts.json")["long"]["ids"]);
     let n = 2 * ropewalk::backend::cpu::attention::CHUNK + 76;
     let tokens: Vec<u32> = long.iter().copied().cycle().take(n).collect();
-    let last = |n_batch: usize| {
-        let mut s = ropewalk::model::Session::new(&model, n, n_batch);
-        s.forward(&tokens[..n - 1], ropewalk::model::Logits::Last)
-            .unwrap();
-        s.forward(&tokens[n - 1..], ropewalk::model::Logits::Last)
-            .unwrap()
-            .to_vec()
-    };
     let mut whole = ropewalk::model::Session::new(&model, n, n);
     let want = whole
         .forward(&tokens, ropewalk::model::Logits::Last)
         .unwrap()
         .to_vec();
-    assert!(
-        last(n) == want,
-        "the last token alone differs from its batch"
-    );
+    for threads in [2, 16] {
+        let mut s = ropewalk::model::Session::new(&model, n, 512);
+        s.forward(&tokens[..n - 1], ropewalk::model::Logits::Last)
+            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let got = pool.install(|| {
+            s.forward(&tokens[n - 1..], ropewalk::model::Logits::Last)
+                .unwrap()
+                .to_vec()
+        });
+        assert!(
+            got == want,
+            "{threads} threads: the last token alone differs from its batch"
+        );
+    }
 }
 
 /// f16 and Q8_0 caches stay close to the f32 one on the long prompt: the same final

@@ -437,23 +437,18 @@ fn attention(
         // context, which threads take apart); else query heads go alone. A tile's rows
         // have the arithmetic of any other tile, so a token's attention has the same
         // bits however the tokens were batched.
-        let whole = Tile {
-            head_dim: hd,
-            group,
-            kv_offset: 0,
-            first_seen: pos0 + 1,
-            q_stride: q_dim,
-        };
-        let chunks = whole.chunks(1);
+        let chunks = (pos0 + 1).div_ceil(attention::CHUNK);
         let rows = if c.n_kv_heads * chunks >= rayon::current_num_threads() {
             group
         } else {
             1
         };
         let tile = |i: usize| Tile {
+            head_dim: hd,
             group: rows,
             kv_offset: i * rows / group * hd,
-            ..whole
+            first_seen: pos0 + 1,
+            q_stride: q_dim,
         };
         let q_of = |i: usize| &q[i * rows * hd..][..rows * hd];
         if chunks == 1 {

@@ -17,10 +17,12 @@ use super::ops;
 pub const BLOCK: usize = 32;
 
 /// Positions whose softmax is taken on its own and then merged, in order, into what the
-/// positions before gave: the unit a long one-token attention spreads over threads. The
-/// chunks start at multiples of CHUNK whichever way the work is split, so a token's
-/// attention keeps the same bits (a multiple of [`BLOCK`]).
+/// positions before gave: the unit a long one-token attention spreads over threads.
+/// Chunks start at absolute multiples of CHUNK however the work is split, so a token's
+/// attention keeps the same bits; a multiple of [`BLOCK`], so that only a context's last
+/// block is ever partial.
 pub const CHUNK: usize = 512;
+const _: () = assert!(CHUNK.is_multiple_of(BLOCK));
 
 /// The blocks a chunk is scored through, per thread, grown to the largest tile seen and
 /// then reused.
@@ -102,7 +104,7 @@ pub fn attend(out: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile) {
             chunk_into(part, q, kv, tile, c, &mut s.blocks);
             merge(acc, part, rows);
         }
-        finish(out, acc);
+        finish(out, acc, rows);
     })
 }
 
@@ -124,7 +126,7 @@ pub fn merge_parts(out: &mut [f32], parts: &[f32], head_dim: usize) {
         for part in parts.chunks_exact(len).skip(1) {
             merge(acc, part, rows);
         }
-        finish(out, acc);
+        finish(out, acc, rows);
     })
 }
 
@@ -157,9 +159,9 @@ fn merge(acc: &mut [f32], part: &[f32], rows: usize) {
 }
 
 /// `out` ← a part's weighted values over its sums.
-fn finish(out: &mut [f32], acc: &[f32]) {
-    let rows = (acc.len() - out.len()) / 2;
+fn finish(out: &mut [f32], acc: &[f32], rows: usize) {
     let hd = out.len() / rows;
+    debug_assert_eq!(acc.len(), part_len(rows, hd));
     let (o, rest) = acc.split_at(out.len());
     out.copy_from_slice(o);
     for (o, &sum) in out.chunks_mut(hd).zip(&rest[rows..]) {
@@ -187,8 +189,7 @@ fn chunk_into(part: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, c: usize, s
     max.fill(f32::NEG_INFINITY);
     sum.fill(0.0);
     out.fill(0.0);
-    let seen = |r: usize| tile.seen(r);
-    let last = seen(rows - 1).min((c + 1) * CHUNK);
+    let last = tile.seen(rows - 1).min((c + 1) * CHUNK);
 
     for start in (c * CHUNK..last).step_by(BLOCK) {
         let nb = BLOCK.min(last - start);
@@ -206,7 +207,7 @@ fn chunk_into(part: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, c: usize, s
         while r < rows {
             // Four rows that all see the whole block go through the four-row kernels,
             // which load each key and value once for all four.
-            if nb == BLOCK && r + 4 <= rows && seen(r) >= start + BLOCK {
+            if nb == BLOCK && r + 4 <= rows && tile.seen(r) >= start + BLOCK {
                 let mut scores = [0.0f32; 4 * BLOCK];
                 ops::dot_columns4(&s.q[r * hd..(r + 4) * hd], &s.kt[..hd * BLOCK], &mut scores);
                 for (i, scores) in scores.chunks_exact_mut(BLOCK).enumerate() {
@@ -221,7 +222,7 @@ fn chunk_into(part: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, c: usize, s
                 r += 4;
                 continue;
             }
-            let Some(n) = seen(r).checked_sub(start).filter(|&n| n > 0) else {
+            let Some(n) = tile.seen(r).checked_sub(start).filter(|&n| n > 0) else {
                 r += 1;
                 continue;
             };
@@ -292,6 +293,10 @@ mod tests {
                     (100, 3, 4),
                     (257, 4, 16),
                     (2 * CHUNK + 70, 3, 2),
+                    // rows that see none of the last chunk, and a context ending on a
+                    // chunk's end
+                    (CHUNK + 2, 3, 4),
+                    (2 * CHUNK, 1, 1),
                 ] {
                     let keys: Vec<f32> = (0..n * kv_dim).map(|i| value(i, 7919)).collect();
                     let values: Vec<f32> =

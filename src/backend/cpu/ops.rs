@@ -102,9 +102,10 @@ pub fn axpy_f16(a: f32, x: &[u16], y: &mut [f32]) {
     dispatch!(axpy_f16(a, x, y), scalar::axpy_f16(a, x, y))
 }
 
-/// The transposing kernels for the path, where the block's shape suits their groups of
-/// rows (sixteen with AVX-512, eight with AVX2) and pieces of a row (as many values).
-macro_rules! keys_t {
+/// Returns from the calling function through the path's transposing kernel, where the
+/// block's shape suits its groups of rows (sixteen with AVX-512, eight with AVX2) and
+/// pieces of a row (as many values).
+macro_rules! keys_t_simd {
     ($src:expr, $stride:expr, $n:expr, $kt:expr, $w:expr) => {
         #[cfg(target_arch = "x86_64")]
         {
@@ -130,13 +131,13 @@ macro_rules! keys_t {
 /// `j < n` and `d < kt.len() / w`: a block of cached keys, column-major. Columns from `n`
 /// up to the next multiple of 16 may get copies of row `n - 1`.
 pub fn keys_t_f16(src: &[u16], stride: usize, n: usize, kt: &mut [f32], w: usize) {
-    keys_t!(src, stride, n, kt, w);
+    keys_t_simd!(src, stride, n, kt, w);
     scalar::keys_t(src, stride, n, kt, w, |h| half::f16::from_bits(h).to_f32())
 }
 
 /// As [`keys_t_f16`], for f32 keys.
 pub fn keys_t_f32(src: &[f32], stride: usize, n: usize, kt: &mut [f32], w: usize) {
-    keys_t!(src, stride, n, kt, w);
+    keys_t_simd!(src, stride, n, kt, w);
     scalar::keys_t(src, stride, n, kt, w, |x| x)
 }
 
@@ -557,12 +558,13 @@ mod tests {
         {
             use crate::quant::x86::{self, avx2, avx512};
             type Kernel<T> = unsafe fn(&[T], usize, usize, &mut [f32], usize);
-            let mut kernels: Vec<(&str, Kernel<f32>, Kernel<u16>)> = Vec::new();
+            let mut kernels: Vec<(&str, usize, Kernel<f32>, Kernel<u16>)> = Vec::new();
             if x86::has_avx2() {
-                kernels.push(("avx2", avx2::kv_block::keys_t, avx2::kv_block::keys_t));
+                kernels.push(("avx2", 8, avx2::kv_block::keys_t, avx2::kv_block::keys_t));
             }
             if x86::has_avx512() {
-                kernels.push(("avx512", avx512::kv_block::keys_t, avx512::kv_block::keys_t));
+                use avx512::kv_block::keys_t;
+                kernels.push(("avx512", 16, keys_t, keys_t));
             }
             let shapes = [
                 (1, 16, 16),
@@ -571,7 +573,7 @@ mod tests {
                 (32, 64, 64),
                 (9, 32, 48),
             ];
-            for (name, for_f32, for_f16) in kernels {
+            for (name, g, for_f32, for_f16) in kernels {
                 for (n, hd, stride) in shapes {
                     let f: Vec<f32> = (0..n * stride).map(|i| i as f32 * 0.25 - 9.0).collect();
                     let h: Vec<u16> = f
@@ -579,7 +581,7 @@ mod tests {
                         .map(|&x| half::f16::from_f32(x).to_bits())
                         .collect();
                     let w = 32;
-                    let (mut want, mut got) = (vec![0.0f32; hd * w], vec![0.0f32; hd * w]);
+                    let (mut want, mut got) = (vec![0.0f32; hd * w], vec![-1.0f32; hd * w]);
                     let first_n = |v: &[f32]| -> Vec<f32> {
                         v.chunks(w).flat_map(|r| r[..n].to_vec()).collect()
                     };
@@ -588,6 +590,12 @@ mod tests {
                     // kernels' conditions.
                     unsafe { for_f32(&f, stride, n, &mut got, w) };
                     assert_eq!(first_n(&got), first_n(&want), "{name} f32 {n}x{hd}");
+                    // the group's last columns repeat row n - 1; later ones are untouched
+                    for row in got.chunks(w) {
+                        let pad = n.next_multiple_of(g);
+                        assert!(row[n..pad].iter().all(|&x| x == row[n - 1]), "{name} pad");
+                        assert!(row[pad..].iter().all(|&x| x == -1.0), "{name} {n}: past");
+                    }
                     scalar::keys_t(&h, stride, n, &mut want, w, |x| {
                         half::f16::from_bits(x).to_f32()
                     });

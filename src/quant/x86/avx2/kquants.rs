@@ -150,67 +150,12 @@ pub(super) unsafe fn dot_q6_k(w: &[u8], a: &[u8], n: usize) -> f32 {
     // SAFETY: every pointer stays inside super-block `sb` of both rows.
     unsafe {
         let act = Act::new(a.as_ptr(), n);
-        let nib = _mm256_set1_epi8(0x0F);
         let mut acc = _mm256_setzero_ps();
         for sb in 0..n / 256 {
             let blk = w.as_ptr().add(210 * sb);
-            let sc = _mm_loadu_si128(blk.add(192).cast());
             let d = half::f16::from_bits(blk.add(208).cast::<u16>().read_unaligned()).to_f32()
                 * *act.d.add(sb);
-            let mut isum = _mm256_setzero_si256();
-            for h in 0..2 {
-                let l0 = _mm256_loadu_si256(blk.add(64 * h).cast());
-                let l1 = _mm256_loadu_si256(blk.add(64 * h + 32).cast());
-                let q = _mm256_loadu_si256(blk.add(128 + 32 * h).cast());
-                let units = [
-                    _mm256_or_si256(_mm256_and_si256(l0, nib), high_pair(q, 0)),
-                    _mm256_or_si256(_mm256_and_si256(l1, nib), high_pair(q, 2)),
-                    _mm256_or_si256(
-                        _mm256_and_si256(_mm256_srli_epi16::<4>(l0), nib),
-                        high_pair(q, 4),
-                    ),
-                    _mm256_or_si256(
-                        _mm256_and_si256(_mm256_srli_epi16::<4>(l1), nib),
-                        high_pair(q, 6),
-                    ),
-                ];
-                for (k, &wq) in units.iter().enumerate() {
-                    let unit = 4 * h + k;
-                    let ax = _mm256_loadu_si256(act.qs.add(256 * sb + 32 * unit).cast());
-                    let s = 2 * unit as i32;
-                    // Scales of the unit's two sub-blocks of 16, as 16-bit lanes.
-                    let pick = _mm_setr_epi8(
-                        s as i8,
-                        -1,
-                        s as i8,
-                        -1,
-                        s as i8,
-                        -1,
-                        s as i8,
-                        -1,
-                        s as i8 + 1,
-                        -1,
-                        s as i8 + 1,
-                        -1,
-                        s as i8 + 1,
-                        -1,
-                        s as i8 + 1,
-                        -1,
-                    );
-                    let sc16 = _mm_srai_epi16::<8>(_mm_slli_epi16::<8>(_mm_shuffle_epi8(sc, pick)));
-                    let scv = _mm256_set_m128i(
-                        _mm_unpackhi_epi64(sc16, sc16),
-                        _mm_unpacklo_epi64(sc16, sc16),
-                    );
-                    isum = _mm256_add_epi32(
-                        isum,
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(wq, ax), scv),
-                    );
-                }
-            }
-            let bs = _mm256_loadu_si256(act.bsums.add(16 * sb).cast());
-            let off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), bs);
-            let tot = _mm256_sub_epi32(isum, _mm256_slli_epi32::<5>(off));
+            let (tot, _) = row_sums::<2>(blk, &act, sb);
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), _mm256_set1_ps(d), acc);
         }
         hsum(acc)

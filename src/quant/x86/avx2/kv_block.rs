@@ -4,17 +4,22 @@
 
 use std::arch::x86_64::*;
 
-/// Rows `j < n` of `src` (row `j` at `src[j * stride..][..hd]`) into `kt[d * w + j]`.
-/// Columns from `n` up to the next multiple of 8 get copies of row `n - 1`.
+/// Rows `j < n` of `src` (row `j` at `src[j * stride..][..hd]`, `hd = kt.len() / w`) into
+/// `kt[d * w + j]`. Columns from `n` up to the next multiple of 8 get copies of row
+/// `n - 1`; the columns after them are left alone.
 ///
 /// # Safety
-/// The CPU has AVX2 and F16C; `n >= 1`, `n.next_multiple_of(8) <= w`, `hd` a multiple of
-/// 8, `kt.len() >= hd * w` and `src` holds `(n - 1) * stride + hd` values.
+/// The CPU has the features `x86::has_avx2` checks.
+///
+/// # Panics
+/// Unless `n >= 1`, `n.next_multiple_of(8) <= w`, `hd` is a multiple of 8 and `src`
+/// holds `(n - 1) * stride + hd` values.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn keys_t<T: KeyValue>(src: &[T], stride: usize, n: usize, kt: &mut [f32], w: usize) {
     let hd = kt.len() / w;
     assert!(n >= 1 && n.next_multiple_of(8) <= w && hd.is_multiple_of(8));
-    assert!(src.len() >= (n - 1) * stride + hd);
+    let needed = (n - 1).checked_mul(stride).and_then(|x| x.checked_add(hd));
+    assert!(needed.is_some_and(|needed| src.len() >= needed));
     // SAFETY: rows are clamped to n - 1 and dimensions stay below hd, within the lengths
     // checked above; stores land in columns below w of rows below hd.
     unsafe {

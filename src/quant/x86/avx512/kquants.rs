@@ -431,8 +431,8 @@ unsafe fn row_sums<const TY: u8>(blk: *const u8, act: &Act, sb: usize) -> (__m51
     }
 }
 
-/// Lane `r` of the result: the sum of the lanes of `v[r]`, folded in pairs, quads and
-/// octets (integer sums: exact in any order).
+/// Lane `r` of the result: the sum of the lanes of `v[r]`, folded in pairs, quads, then
+/// the 128-bit lanes twice (integer sums: exact in any order).
 #[inline(always)]
 unsafe fn lane_sums16(v: &[__m512i; 16]) -> __m512i {
     // SAFETY: register-only.

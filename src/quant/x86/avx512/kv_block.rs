@@ -1,20 +1,25 @@
 //! Cached keys into the attention's column-major blocks: sixteen rows at a time, each
-//! read as vectors (converted from f16, or as f32), then transposed in registers, where
-//! a scalar loop spent a load and a store on every value.
+//! read as vectors (converted from f16, or as f32), then transposed in registers rather
+//! than with a load and a store per value.
 
 use std::arch::x86_64::*;
 
-/// Rows `j < n` of `src` (row `j` at `src[j * stride..][..hd]`) into `kt[d * w + j]`.
-/// Columns from `n` up to the next multiple of 16 get copies of row `n - 1`.
+/// Rows `j < n` of `src` (row `j` at `src[j * stride..][..hd]`, `hd = kt.len() / w`) into
+/// `kt[d * w + j]`. Columns from `n` up to the next multiple of 16 get copies of row
+/// `n - 1`; the columns after them are left alone.
 ///
 /// # Safety
-/// The CPU has AVX-512 F; `n >= 1`, `n.next_multiple_of(16) <= w`, `hd` a multiple of
-/// 16, `kt.len() >= hd * w` and `src` holds `(n - 1) * stride + hd` values.
+/// The CPU has the features `x86::has_avx512` checks.
+///
+/// # Panics
+/// Unless `n >= 1`, `n.next_multiple_of(16) <= w`, `hd` is a multiple of 16 and `src`
+/// holds `(n - 1) * stride + hd` values.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn keys_t<T: KeyValue>(src: &[T], stride: usize, n: usize, kt: &mut [f32], w: usize) {
     let hd = kt.len() / w;
     assert!(n >= 1 && n.next_multiple_of(16) <= w && hd.is_multiple_of(16));
-    assert!(src.len() >= (n - 1) * stride + hd);
+    let needed = (n - 1).checked_mul(stride).and_then(|x| x.checked_add(hd));
+    assert!(needed.is_some_and(|needed| src.len() >= needed));
     // SAFETY: rows are clamped to n - 1 and dimensions stay below hd, within the lengths
     // checked above; stores land in columns below w of rows below hd.
     unsafe {
