@@ -7,6 +7,10 @@
 //! consecutive tokens. Each block of cached keys and values is decoded to f32 once per
 //! tile and then serves every row of it, so the inner loops are plain f32 FMAs over data
 //! in L1 rather than a conversion per query and key.
+//!
+//! A tile's positions come in chunks of [`CHUNK`] whose softmax parts merge in order:
+//! one token's attention over a long context can then be spread over threads, chunk by
+//! chunk, and still give the bits of the same token in a batch.
 
 use crate::model::kv_cache::KvView;
 
