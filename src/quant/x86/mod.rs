@@ -7,6 +7,7 @@
 pub mod avx2;
 pub mod avx512;
 pub mod f32ops;
+pub mod kv_value;
 pub mod pack;
 
 use super::kernels::{Kernels, Path};

@@ -4,6 +4,8 @@
 
 use std::arch::x86_64::*;
 
+use crate::quant::x86::kv_value::KeyValue;
+
 /// Rows `j < n` of `src` (row `j` at `src[j * stride..][..hd]`, `hd = kt.len() / w`) into
 /// `kt[d * w + j]`. Columns from `n` up to the next multiple of 16 get copies of row
 /// `n - 1`; the columns after them are left alone.
@@ -35,32 +37,6 @@ pub unsafe fn keys_t<T: KeyValue>(src: &[T], stride: usize, n: usize, kt: &mut [
                 }
             }
         }
-    }
-}
-
-/// What a KV cache stores its values as.
-pub trait KeyValue: Copy {
-    /// Sixteen values from `p`, as f32.
-    ///
-    /// # Safety
-    /// `p` points at sixteen values; the CPU has AVX-512 F.
-    unsafe fn load16(p: *const Self) -> __m512;
-}
-
-impl KeyValue for f32 {
-    #[inline(always)]
-    unsafe fn load16(p: *const f32) -> __m512 {
-        // SAFETY: the caller's.
-        unsafe { _mm512_loadu_ps(p) }
-    }
-}
-
-/// f16 as its bits.
-impl KeyValue for u16 {
-    #[inline(always)]
-    unsafe fn load16(p: *const u16) -> __m512 {
-        // SAFETY: the caller's.
-        unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
     }
 }
 
