@@ -13,7 +13,7 @@ use ropewalk::backend::cpu::ops as cpu;
 use ropewalk::backend::wgpu::ops::{self, AttnShape, Dest, Input, KvType, Q8Rows, Step};
 use ropewalk::backend::wgpu::upload::GpuMatrix;
 use ropewalk::backend::wgpu::{Gpu, GpuChoice};
-use ropewalk::model::kv_cache::{CacheType, KvCache};
+use ropewalk::model::kv_cache::{CacheShape, CacheType, KvCache};
 use ropewalk::model::rope::{Rope, RopeConfig, RopeScaling};
 use ropewalk::model::weights::Matrix;
 use ropewalk::quant::GgmlType;
@@ -491,7 +491,15 @@ fn check_attention(shape: AttnShape, kv_type: KvType, cache_type: CacheType, bou
     let (q_dim, kv_dim, n_ctx) = (shape.n_heads * hd, shape.n_kv_heads * hd, 128);
     let width = q_dim + 2 * kv_dim;
     let (k_cache, v_cache) = caches(&gpu, (shape, kv_type), n_ctx);
-    let mut cpu_cache = KvCache::new(cache_type, 1, n_ctx, kv_dim);
+    let mut cpu_cache = KvCache::new(
+        cache_type,
+        CacheShape {
+            n_layers: 1,
+            n_ctx,
+            n_kv_heads: shape.n_kv_heads,
+            head_dim: hd,
+        },
+    );
     let mut rope = Rope::new(RopeConfig {
         dims: hd,
         freq_base: 10000.0,
@@ -529,7 +537,7 @@ fn check_attention(shape: AttnShape, kv_type: KvType, cache_type: CacheType, bou
                 let tile = Tile {
                     head_dim: hd,
                     group: 1,
-                    kv_offset: h / group * hd,
+                    kv_head: h / group,
                     first_seen: pos0 + t + 1,
                     q_stride: q_dim,
                 };

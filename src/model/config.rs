@@ -1,6 +1,7 @@
 //! Hyper-parameters of a Llama-family model, read from GGUF metadata.
 
 use crate::gguf::{keys, GgufError, Metadata};
+use crate::model::kv_cache::CacheShape;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -102,5 +103,15 @@ impl LlamaConfig {
     /// Width of the keys and values of one position: `n_kv_heads * head_dim`.
     pub fn kv_dim(&self) -> usize {
         self.n_kv_heads * self.head_dim
+    }
+
+    /// The shape of a KV cache for `n_layers` of this model's layers.
+    pub fn cache_shape(&self, n_layers: usize, n_ctx: usize) -> CacheShape {
+        CacheShape {
+            n_layers,
+            n_ctx,
+            n_kv_heads: self.n_kv_heads,
+            head_dim: self.head_dim,
+        }
     }
 }

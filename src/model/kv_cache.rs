@@ -100,24 +100,40 @@ impl Store {
     }
 }
 
-/// `[n_layers][n_ctx][kv_dim]` keys and values in `ty`.
+/// The shape of a cache: which positions it holds and how a row splits into heads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheShape {
+    pub n_layers: usize,
+    pub n_ctx: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+}
+
+impl CacheShape {
+    fn kv_dim(&self) -> usize {
+        self.n_kv_heads * self.head_dim
+    }
+}
+
+/// `[n_layers][n_kv_heads][n_ctx][head_dim]` keys and values in `ty`. Each KV head's
+/// positions follow one another, so attention streams a head's keys and values front to
+/// back: with whole rows side by side, a 7B head's next position would be 8 KB further
+/// on, past where the hardware prefetchers look.
 pub struct KvCache {
     ty: CacheType,
-    kv_dim: usize,
-    n_ctx: usize,
+    shape: CacheShape,
     k: Vec<Store>,
     v: Vec<Store>,
 }
 
 impl KvCache {
-    pub fn new(ty: CacheType, n_layers: usize, n_ctx: usize, kv_dim: usize) -> KvCache {
-        let layer = || Store::new(ty, n_ctx * kv_dim);
+    pub fn new(ty: CacheType, shape: CacheShape) -> KvCache {
+        let layer = || Store::new(ty, shape.n_ctx * shape.kv_dim());
         KvCache {
             ty,
-            kv_dim,
-            n_ctx,
-            k: (0..n_layers).map(|_| layer()).collect(),
-            v: (0..n_layers).map(|_| layer()).collect(),
+            shape,
+            k: (0..shape.n_layers).map(|_| layer()).collect(),
+            v: (0..shape.n_layers).map(|_| layer()).collect(),
         }
     }
 
@@ -131,96 +147,123 @@ impl KvCache {
     }
 
     pub fn n_ctx(&self) -> usize {
-        self.n_ctx
+        self.shape.n_ctx
     }
 
     pub fn bytes(&self) -> usize {
-        Self::bytes_for(self.ty, self.k.len(), self.n_ctx, self.kv_dim)
+        let s = &self.shape;
+        Self::bytes_for(self.ty, s.n_layers, s.n_ctx, s.kv_dim())
     }
 
-    /// Stores the keys and values of positions `pos..pos + n` (`n` rows of `kv_dim`).
+    /// Stores the keys and values of positions `pos..pos + n` (`n` rows of `kv_dim`),
+    /// each row's heads in their own runs.
     pub fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
-        self.k[layer].write(pos * self.kv_dim, k);
-        self.v[layer].write(pos * self.kv_dim, v);
+        let CacheShape {
+            n_ctx, head_dim, ..
+        } = self.shape;
+        let kv_dim = self.shape.kv_dim();
+        for (t, (k, v)) in k
+            .chunks_exact(kv_dim)
+            .zip(v.chunks_exact(kv_dim))
+            .enumerate()
+        {
+            let heads = k.chunks_exact(head_dim).zip(v.chunks_exact(head_dim));
+            for (h, (k, v)) in heads.enumerate() {
+                let at = (h * n_ctx + pos + t) * head_dim;
+                self.k[layer].write(at, k);
+                self.v[layer].write(at, v);
+            }
+        }
     }
 
     /// Keys and values of `layer`, positions `0..len`.
     pub fn layer(&self, layer: usize, len: usize) -> KvView<'_> {
-        let n = len * self.kv_dim;
+        assert!(
+            len <= self.shape.n_ctx,
+            "{len} positions in a cache of {}",
+            self.shape.n_ctx
+        );
         let rows = match (&self.k[layer], &self.v[layer]) {
-            (Store::F32(k), Store::F32(v)) => Rows::F32 {
-                k: &k[..n],
-                v: &v[..n],
-            },
-            (Store::F16(k), Store::F16(v)) => Rows::F16 {
-                k: &k[..n],
-                v: &v[..n],
-            },
-            (Store::Q8_0(k), Store::Q8_0(v)) => {
-                let b = n / 32 * GgmlType::Q8_0.block_bytes();
-                Rows::Q8_0 {
-                    k: &k[..b],
-                    v: &v[..b],
-                }
-            }
+            (Store::F32(k), Store::F32(v)) => Rows::F32 { k, v },
+            (Store::F16(k), Store::F16(v)) => Rows::F16 { k, v },
+            (Store::Q8_0(k), Store::Q8_0(v)) => Rows::Q8_0 { k, v },
             _ => unreachable!("keys and values share a type"),
         };
         KvView {
-            kv_dim: self.kv_dim,
+            head_dim: self.shape.head_dim,
+            n_ctx: self.shape.n_ctx,
+            len,
             rows,
         }
     }
 }
 
-/// One layer's cached rows, as stored.
+/// One layer's cached rows, as stored: every head's run of `n_ctx` positions.
 #[derive(Clone, Copy)]
-pub enum Rows<'a> {
+enum Rows<'a> {
     F32 { k: &'a [f32], v: &'a [f32] },
     F16 { k: &'a [u16], v: &'a [u16] },
     Q8_0 { k: &'a [u8], v: &'a [u8] },
 }
 
+/// The first `len` positions of one layer's cache.
 #[derive(Clone, Copy)]
 pub struct KvView<'a> {
-    pub kv_dim: usize,
-    pub rows: Rows<'a>,
+    head_dim: usize,
+    n_ctx: usize,
+    len: usize,
+    rows: Rows<'a>,
 }
 
 impl KvView<'_> {
     pub fn len(&self) -> usize {
-        match self.rows {
-            Rows::F32 { k, .. } => k.len() / self.kv_dim,
-            Rows::F16 { k, .. } => k.len() / self.kv_dim,
-            Rows::Q8_0 { k, .. } => k.len() / CacheType::Q8_0.row_bytes(self.kv_dim),
-        }
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
-    /// Values `offset..offset + out.len()` of the key at position `pos`, as f32.
-    pub fn key(&self, pos: usize, offset: usize, out: &mut [f32]) {
-        self.read(true, pos, offset, out)
+    /// Where position `pos` of `head` starts, in values; panics past the view's end.
+    fn at(&self, head: usize, pos: usize, n: usize) -> usize {
+        assert!(
+            pos + n <= self.len,
+            "positions {pos}..{} of {}",
+            pos + n,
+            self.len
+        );
+        (head * self.n_ctx + pos) * self.head_dim
     }
 
-    /// Values `offset..offset + kt.len() / w` of the keys at positions `start..start + n`
-    /// into `kt[d * w + j]` (column-major, as attention scores them); `row` is scratch of
-    /// a row's length. Columns from `n` up to the next multiple of 16 may be overwritten.
+    /// The keys of `head` at positions `start..start + out.len() / head_dim`, as f32, a
+    /// row after another.
+    pub fn keys(&self, head: usize, start: usize, out: &mut [f32]) {
+        self.read(true, head, start, out)
+    }
+
+    /// The values of `head` at positions `start..start + out.len() / head_dim`.
+    pub fn values(&self, head: usize, start: usize, out: &mut [f32]) {
+        self.read(false, head, start, out)
+    }
+
+    /// The keys of `head` at positions `start..start + n` into `kt[d * w + j]`
+    /// (column-major, as attention scores them); `row` is scratch of a row's length.
+    /// Columns from `n` up to the next multiple of 16 may be overwritten.
     pub fn keys_t(
         &self,
+        head: usize,
         (start, n): (usize, usize),
-        offset: usize,
         (kt, w): (&mut [f32], usize),
         row: &mut [f32],
     ) {
-        let at = start * self.kv_dim + offset;
+        let hd = self.head_dim;
+        let at = self.at(head, start, n);
         match self.rows {
-            Rows::F32 { k, .. } => ops::keys_t_f32(&k[at..], self.kv_dim, n, kt, w),
-            Rows::F16 { k, .. } => ops::keys_t_f16(&k[at..], self.kv_dim, n, kt, w),
+            Rows::F32 { k, .. } => ops::keys_t_f32(&k[at..at + n * hd], hd, n, kt, w),
+            Rows::F16 { k, .. } => ops::keys_t_f16(&k[at..at + n * hd], hd, n, kt, w),
             Rows::Q8_0 { .. } => {
                 for j in 0..n {
-                    self.key(start + j, offset, row);
+                    self.keys(head, start + j, row);
                     for (d, &x) in row.iter().enumerate() {
                         kt[d * w + j] = x;
                     }
@@ -229,24 +272,18 @@ impl KvView<'_> {
         }
     }
 
-    pub fn value(&self, pos: usize, offset: usize, out: &mut [f32]) {
-        self.read(false, pos, offset, out)
-    }
-
-    fn read(&self, key: bool, pos: usize, offset: usize, out: &mut [f32]) {
-        let at = pos * self.kv_dim + offset;
+    fn read(&self, key: bool, head: usize, start: usize, out: &mut [f32]) {
+        let n = out.len() / self.head_dim;
+        debug_assert_eq!(out.len(), n * self.head_dim, "whole rows");
+        let at = self.at(head, start, n);
+        let end = at + out.len();
         match self.rows {
-            Rows::F32 { k, v } => {
-                out.copy_from_slice(&(if key { k } else { v })[at..at + out.len()])
-            }
-            Rows::F16 { k, v } => {
-                ops::f16_to_f32(&(if key { k } else { v })[at..at + out.len()], out)
-            }
+            Rows::F32 { k, v } => out.copy_from_slice(&(if key { k } else { v })[at..end]),
+            Rows::F16 { k, v } => ops::f16_to_f32(&(if key { k } else { v })[at..end], out),
             Rows::Q8_0 { k, v } => {
-                // A head slice starts on a block boundary (checked when the cache is made).
+                // Rows are whole blocks (checked when the session is made).
                 let block = GgmlType::Q8_0.block_bytes();
-                let src =
-                    &(if key { k } else { v })[at / 32 * block..(at + out.len()) / 32 * block];
+                let src = &(if key { k } else { v })[at / 32 * block..end / 32 * block];
                 quant::dequantize(GgmlType::Q8_0, src, out).expect("whole blocks");
             }
         }
@@ -259,32 +296,73 @@ mod tests {
 
     #[test]
     fn every_type_reads_back_what_was_stored() {
-        let kv_dim = 128;
-        let k: Vec<f32> = (0..2 * kv_dim).map(|i| (i as f32 * 0.37).sin()).collect();
+        let (n_kv_heads, head_dim) = (2, 64);
+        let kv_dim = n_kv_heads * head_dim;
+        // Three positions of two heads, stored at positions 2..5 of 7.
+        let k: Vec<f32> = (0..3 * kv_dim).map(|i| (i as f32 * 0.37).sin()).collect();
         let v: Vec<f32> = k.iter().map(|x| -x).collect();
+        let shape = CacheShape {
+            n_layers: 2,
+            n_ctx: 7,
+            n_kv_heads,
+            head_dim,
+        };
         for (ty, tol) in [
             (CacheType::F32, 0.0),
             (CacheType::F16, 1e-3),
             (CacheType::Q8_0, 1e-2),
         ] {
-            let mut cache = KvCache::new(ty, 2, 4, kv_dim);
+            let mut cache = KvCache::new(ty, shape);
             cache.store(1, 2, &k, &v);
-            let view = cache.layer(1, 4);
-            assert_eq!(view.len(), 4);
-            let mut out = [0.0; 64];
-            for pos in 0..2 {
-                view.key(2 + pos, 64, &mut out);
-                for (i, o) in out.iter().enumerate() {
-                    assert!(
-                        (o - k[pos * kv_dim + 64 + i]).abs() <= tol,
-                        "{ty} key {pos}/{i}"
-                    );
+            let view = cache.layer(1, 5);
+            assert_eq!(view.len(), 5);
+            for head in 0..n_kv_heads {
+                let want = |src: &[f32], t: usize, d: usize| src[t * kv_dim + head * head_dim + d];
+                // All three rows in one read, and each alone.
+                let mut rows = vec![0.0; 3 * head_dim];
+                view.keys(head, 2, &mut rows);
+                let mut values = vec![0.0; 3 * head_dim];
+                view.values(head, 2, &mut values);
+                for (t, (key, value)) in rows
+                    .chunks(head_dim)
+                    .zip(values.chunks(head_dim))
+                    .enumerate()
+                {
+                    let mut one = vec![0.0; head_dim];
+                    view.keys(head, 2 + t, &mut one);
+                    assert_eq!(one, key, "{ty} head {head} key {t}");
+                    for d in 0..head_dim {
+                        assert!((key[d] - want(&k, t, d)).abs() <= tol, "{ty} key {t}/{d}");
+                        assert!(
+                            (value[d] - want(&v, t, d)).abs() <= tol,
+                            "{ty} value {t}/{d}"
+                        );
+                    }
                 }
-                view.value(2 + pos, 0, &mut out);
-                assert!((out[5] - v[pos * kv_dim + 5]).abs() <= tol, "{ty} value");
+                // Transposed, as attention takes keys.
+                let (mut kt, mut row) = (vec![f32::NAN; head_dim * 16], vec![0.0; head_dim]);
+                view.keys_t(head, (2, 3), (&mut kt, 16), &mut row);
+                for (t, key) in rows.chunks(head_dim).enumerate() {
+                    for (d, &x) in key.iter().enumerate() {
+                        assert_eq!(kt[d * 16 + t], x, "{ty} transposed key {t}/{d}");
+                    }
+                }
             }
-            assert_eq!(cache.bytes(), KvCache::bytes_for(ty, 2, 4, kv_dim));
+            assert_eq!(cache.bytes(), KvCache::bytes_for(ty, 2, 7, kv_dim));
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "positions 4..6 of 5")]
+    fn reads_stop_at_the_view() {
+        let shape = CacheShape {
+            n_layers: 1,
+            n_ctx: 8,
+            n_kv_heads: 2,
+            head_dim: 32,
+        };
+        let cache = KvCache::new(CacheType::F16, shape);
+        cache.layer(0, 5).values(0, 4, &mut [0.0; 64]);
     }
 
     #[test]

@@ -162,7 +162,7 @@ impl<'m, 'a> Session<'m, 'a> {
         Ok(Session {
             model,
             rope: Rope::new(model.rope.clone()),
-            cache: KvCache::new(cache_type, c.n_layers, n_ctx, c.kv_dim()),
+            cache: KvCache::new(cache_type, c.cache_shape(c.n_layers, n_ctx)),
             state: RunState::new(c, n_ctx, n_batch),
             n_batch,
             n_past: 0,
@@ -446,7 +446,7 @@ fn attention(
         let tile = |i: usize| Tile {
             head_dim: hd,
             group: rows,
-            kv_offset: i * rows / group * hd,
+            kv_head: i * rows / group,
             first_seen: pos0 + 1,
             q_stride: q_dim,
         };
@@ -480,7 +480,7 @@ fn attention(
         let tile = Tile {
             head_dim: hd,
             group,
-            kv_offset: g * hd,
+            kv_head: g,
             // Causal: token t sees positions 0..=pos0 + t.
             first_seen: pos0 + t0 + 1,
             q_stride: q_dim,

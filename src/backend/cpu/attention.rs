@@ -57,14 +57,13 @@ fn grow(v: &mut Vec<f32>, n: usize) {
     }
 }
 
-/// One tile: the `group` query heads that read the KV head whose values start at
-/// `kv_offset` of each cached row, for consecutive tokens. Row `r` of the tile is head
+/// One tile: the `group` query heads that read KV head `kv_head`, for consecutive tokens. Row `r` of the tile is head
 /// `r % group` of token `r / group`, which sees positions `0..first_seen + r / group`
 /// (causal).
 pub struct Tile {
     pub head_dim: usize,
     pub group: usize,
-    pub kv_offset: usize,
+    pub kv_head: usize,
     pub first_seen: usize,
     /// distance between consecutive tokens' queries
     pub q_stride: usize,
@@ -203,10 +202,8 @@ fn chunk_into(part: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, c: usize, s
             s.kt[..hd * BLOCK].fill(0.0);
         }
         let block = (&mut s.kt[..hd * BLOCK], BLOCK);
-        kv.keys_t((start, nb), tile.kv_offset, block, &mut s.row[..hd]);
-        for j in 0..nb {
-            kv.value(start + j, tile.kv_offset, &mut s.v[j * hd..(j + 1) * hd]);
-        }
+        kv.keys_t(tile.kv_head, (start, nb), block, &mut s.row[..hd]);
+        kv.values(tile.kv_head, start, &mut s.v[..nb * hd]);
         let mut r = 0;
         while r < rows {
             // Four rows that all see the whole block go through the four-row kernels,
@@ -261,23 +258,23 @@ fn softmax_step(scores: &mut [f32], max: &mut f32, sum: &mut f32, out: &mut [f32
 mod tests {
     use super::*;
     use crate::backend::cpu::ops::softmax;
-    use crate::model::kv_cache::{CacheType, KvCache};
+    use crate::model::kv_cache::{CacheShape, CacheType, KvCache};
 
     /// The two-pass textbook version for one query row over positions `0..n`, reading
     /// the cache through the same decoding.
-    fn textbook(q: &[f32], kv: &KvView, n: usize, offset: usize) -> Vec<f32> {
+    fn textbook(q: &[f32], kv: &KvView, n: usize, head: usize) -> Vec<f32> {
         let hd = q.len();
         let (mut key, mut value) = (vec![0.0; hd], vec![0.0; hd]);
         let mut scores: Vec<f32> = (0..n)
             .map(|t| {
-                kv.key(t, offset, &mut key);
+                kv.keys(head, t, &mut key);
                 ops::scalar::dot(q, &key) / (hd as f32).sqrt()
             })
             .collect();
         softmax(&mut scores);
         let mut want = vec![0.0f32; hd];
         for (t, w) in scores.iter().enumerate() {
-            kv.value(t, offset, &mut value);
+            kv.values(head, t, &mut value);
             ops::scalar::axpy(*w, &value, &mut want);
         }
         want
@@ -287,7 +284,8 @@ mod tests {
     /// edges of blocks, every cache type.
     #[test]
     fn tiles_equal_the_full_softmax() {
-        for (hd, kv_dim, offset) in [(64, 128, 64), (96, 192, 96)] {
+        for (hd, n_kv_heads, head) in [(64, 2, 1), (96, 2, 0)] {
+            let kv_dim = n_kv_heads * hd;
             let value = |i: usize, m: usize| ((i * m) % 1000) as f32 / 250.0 - 2.0;
             for ty in [CacheType::F32, CacheType::F16, CacheType::Q8_0] {
                 for (n, group, tokens) in [
@@ -305,7 +303,13 @@ mod tests {
                     let keys: Vec<f32> = (0..n * kv_dim).map(|i| value(i, 7919)).collect();
                     let values: Vec<f32> =
                         (0..n * kv_dim).map(|i| value(i, 104729) * 0.5).collect();
-                    let mut cache = KvCache::new(ty, 1, n, kv_dim);
+                    let shape = CacheShape {
+                        n_layers: 1,
+                        n_ctx: n + 3,
+                        n_kv_heads,
+                        head_dim: hd,
+                    };
+                    let mut cache = KvCache::new(ty, shape);
                     cache.store(0, 0, &keys, &values);
                     let kv = cache.layer(0, n);
                     let rows = group * tokens;
@@ -313,7 +317,7 @@ mod tests {
                     let tile = Tile {
                         head_dim: hd,
                         group,
-                        kv_offset: offset,
+                        kv_head: head,
                         first_seen: n + 1 - tokens,
                         q_stride: group * hd,
                     };
@@ -343,7 +347,7 @@ mod tests {
                     );
                     for r in 0..rows {
                         let want =
-                            textbook(&q[r * hd..][..hd], &kv, tile.first_seen + r / group, offset);
+                            textbook(&q[r * hd..][..hd], &kv, tile.first_seen + r / group, head);
                         for (g, w) in got[r * hd..][..hd].iter().zip(&want) {
                             assert!((g - w).abs() < 1e-5, "{ty} n {n} row {r}: {g} vs {w}");
                         }

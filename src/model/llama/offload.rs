@@ -42,7 +42,7 @@ impl Session<'_, '_> {
             precision: self.precision,
         };
         let segment = GpuSegment::new(gpu, self.model, spec, progress)?;
-        self.cache = KvCache::new(self.cache.ty(), first, n_ctx, c.kv_dim());
+        self.cache = KvCache::new(self.cache.ty(), c.cache_shape(first, n_ctx));
         let offload = segment.offload.clone();
         self.gpu = Some(segment);
         Ok(Some(offload))
@@ -67,7 +67,7 @@ impl Session<'_, '_> {
         eprintln!("warning: {e}; going on with the CPU, recomputing {done} tokens");
         self.gpu = None;
         let c = &self.model.config;
-        self.cache = KvCache::new(self.cache.ty(), c.n_layers, self.n_ctx(), c.kv_dim());
+        self.cache = KvCache::new(self.cache.ty(), c.cache_shape(c.n_layers, self.n_ctx()));
         let history = std::mem::take(&mut self.history);
         self.n_past = 0;
         for batch in history[..done].chunks(self.n_batch) {
