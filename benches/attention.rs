@@ -13,6 +13,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ropewalk::backend::cpu::attention::{attend, Tile};
+use ropewalk::backend::cpu::ops::{self, Cached};
 use ropewalk::model::kv_cache::{CacheShape, CacheType, KvCache};
 
 use common::data;
@@ -87,5 +88,28 @@ fn one_token(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, one_token);
+/// The scores of one query against a block of 32 keys held in L1, per head length and
+/// element type: the kernel alone, in GB/s of keys.
+fn block_scores(c: &mut Criterion) {
+    let mut g = c.benchmark_group("scores");
+    for hd in [64, 128] {
+        let q = data(hd, 1);
+        let keys = data(32 * hd, 2);
+        let bits: Vec<u16> = keys
+            .iter()
+            .map(|&x| half::f16::from_f32(x).to_bits())
+            .collect();
+        let mut out = [0.0f32; 32];
+        g.throughput(Throughput::Bytes((32 * hd * 4) as u64));
+        g.bench_function(BenchmarkId::new("f32", hd), |b| {
+            b.iter(|| ops::scores(black_box(&q), Cached::F32(&keys), &mut out))
+        });
+        g.throughput(Throughput::Bytes((32 * hd * 2) as u64));
+        g.bench_function(BenchmarkId::new("f16", hd), |b| {
+            b.iter(|| ops::scores(black_box(&q), Cached::F16(&bits), &mut out))
+        });
+    }
+}
+
+criterion_group!(benches, one_token, block_scores);
 criterion_main!(benches);

@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use crate::backend::cpu::ops;
+use crate::backend::cpu::ops::{self, Cached};
 use crate::quant::{self, GgmlType};
 
 /// How the cache stores keys and values.
@@ -246,29 +246,15 @@ impl KvView<'_> {
         self.read(false, head, start, out)
     }
 
-    /// The keys of `head` at positions `start..start + n` into `kt[d * w + j]`
-    /// (column-major, as attention scores them); `row` is scratch of a row's length.
-    /// Columns from `n` up to the next multiple of 16 may be overwritten.
-    pub fn keys_t(
-        &self,
-        head: usize,
-        (start, n): (usize, usize),
-        (kt, w): (&mut [f32], usize),
-        row: &mut [f32],
-    ) {
-        let hd = self.head_dim;
+    /// The keys and values of `head` at positions `start..start + n` as stored, for
+    /// kernels that read them so; `None` for a Q8_0 cache, whose rows are decoded first.
+    pub fn rows(&self, head: usize, start: usize, n: usize) -> Option<(Cached<'_>, Cached<'_>)> {
         let at = self.at(head, start, n);
+        let end = at + n * self.head_dim;
         match self.rows {
-            Rows::F32 { k, .. } => ops::keys_t_f32(&k[at..at + n * hd], hd, n, kt, w),
-            Rows::F16 { k, .. } => ops::keys_t_f16(&k[at..at + n * hd], hd, n, kt, w),
-            Rows::Q8_0 { .. } => {
-                for j in 0..n {
-                    self.keys(head, start + j, row);
-                    for (d, &x) in row.iter().enumerate() {
-                        kt[d * w + j] = x;
-                    }
-                }
-            }
+            Rows::F32 { k, v } => Some((Cached::F32(&k[at..end]), Cached::F32(&v[at..end]))),
+            Rows::F16 { k, v } => Some((Cached::F16(&k[at..end]), Cached::F16(&v[at..end]))),
+            Rows::Q8_0 { .. } => None,
         }
     }
 
@@ -323,6 +309,7 @@ mod tests {
                 view.keys(head, 2, &mut rows);
                 let mut values = vec![0.0; 3 * head_dim];
                 view.values(head, 2, &mut values);
+                let decoded_values = values.clone();
                 for (t, (key, value)) in rows
                     .chunks(head_dim)
                     .zip(values.chunks(head_dim))
@@ -339,13 +326,21 @@ mod tests {
                         );
                     }
                 }
-                // Transposed, as attention takes keys.
-                let (mut kt, mut row) = (vec![f32::NAN; head_dim * 16], vec![0.0; head_dim]);
-                view.keys_t(head, (2, 3), (&mut kt, 16), &mut row);
-                for (t, key) in rows.chunks(head_dim).enumerate() {
-                    for (d, &x) in key.iter().enumerate() {
-                        assert_eq!(kt[d * 16 + t], x, "{ty} transposed key {t}/{d}");
+                // As stored, where the kernels read the rows so.
+                if let Some((keys, values)) = view.rows(head, 2, 3) {
+                    let mut got = vec![0.0; 3 * head_dim];
+                    match keys {
+                        Cached::F32(k) => got.copy_from_slice(k),
+                        Cached::F16(k) => ops::f16_to_f32(k, &mut got),
                     }
+                    assert_eq!(got, rows, "{ty} head {head}: keys as stored");
+                    match values {
+                        Cached::F32(v) => got.copy_from_slice(v),
+                        Cached::F16(v) => ops::f16_to_f32(v, &mut got),
+                    }
+                    assert_eq!(got, decoded_values, "{ty} head {head}: values as stored");
+                } else {
+                    assert_eq!(ty, CacheType::Q8_0);
                 }
             }
             assert_eq!(cache.bytes(), KvCache::bytes_for(ty, 2, 7, kv_dim));

@@ -4,9 +4,12 @@
 //! needs memory for one block, not an n-by-n matrix.
 //!
 //! Work comes in tiles: the query heads that share one KV head, for a run of
-//! consecutive tokens. Each block of cached keys and values is decoded to f32 once per
-//! tile and then serves every row of it, so the inner loops are plain f32 FMAs over data
-//! in L1 rather than a conversion per query and key.
+//! consecutive tokens. A tile of a few rows (one token's query heads) reads each block
+//! of cached keys and values as stored, converting f16 as it loads, so generation
+//! streams the cache once and writes nothing in between; a bigger tile (a batch's)
+//! decodes the block to f32 once and every row reads it from L1. A row's score is summed
+//! along the head and its weighted values in position order either way, with the same
+//! bits.
 //!
 //! A tile's positions come in chunks of [`CHUNK`] whose softmax parts merge in order:
 //! one token's attention over a long context can then be spread over threads, chunk by
@@ -14,7 +17,7 @@
 
 use crate::model::kv_cache::KvView;
 
-use super::ops;
+use super::ops::{self, Cached};
 
 /// Positions scored together: enough to amortize the rescaling, small enough that a
 /// block of keys and one of values stay in L1.
@@ -28,18 +31,20 @@ pub const BLOCK: usize = 32;
 pub const CHUNK: usize = 512;
 const _: () = assert!(CHUNK.is_multiple_of(BLOCK));
 
+/// Rows of a tile from which a block of keys and values is decoded once for all of them
+/// rather than converted as each row reads it.
+const DECODE_AT: usize = 4;
+
 /// The blocks a chunk is scored through, per thread, grown to the largest tile seen and
 /// then reused.
 #[derive(Default)]
 struct Blocks {
     /// `[rows][head_dim]` the tile's queries, pre-scaled by 1/sqrt(head_dim)
     q: Vec<f32>,
-    /// `[head_dim][BLOCK]` one block of keys, column-major
-    kt: Vec<f32>,
-    /// `[BLOCK][head_dim]` one block of values
+    /// `[BLOCK][head_dim]` one block of keys and one of values, decoded, for tiles
+    /// that decode them
+    k: Vec<f32>,
     v: Vec<f32>,
-    /// `[head_dim]` one decoded key row
-    row: Vec<f32>,
 }
 
 /// Per-thread buffers: the blocks, and a tile's softmax so far and of its current chunk
@@ -178,9 +183,8 @@ fn chunk_into(part: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, c: usize, s
     let hd = tile.head_dim;
     let rows = part.len() / (hd + 2);
     grow(&mut s.q, rows * hd);
-    grow(&mut s.kt, hd * BLOCK);
+    grow(&mut s.k, BLOCK * hd);
     grow(&mut s.v, BLOCK * hd);
-    grow(&mut s.row, hd);
     let scale = 1.0 / (hd as f32).sqrt();
     for (r, sq) in s.q.chunks_mut(hd).take(rows).enumerate() {
         let at = (r / tile.group) * tile.q_stride + (r % tile.group) * hd;
@@ -196,32 +200,34 @@ fn chunk_into(part: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, c: usize, s
 
     for start in (c * CHUNK..last).step_by(BLOCK) {
         let nb = BLOCK.min(last - start);
-        // Decode once, transposing keys so a query meets a block of them in one pass.
-        if nb < BLOCK {
-            // Columns past the block's end are scored (and then ignored): keep them finite.
-            s.kt[..hd * BLOCK].fill(0.0);
-        }
-        let block = (&mut s.kt[..hd * BLOCK], BLOCK);
-        kv.keys_t(tile.kv_head, (start, nb), block, &mut s.row[..hd]);
-        kv.values(tile.kv_head, start, &mut s.v[..nb * hd]);
+        let len = nb * hd;
+        // A few rows read the cache's rows as stored, so one token streams its context
+        // once with nothing written; more rows (and a Q8_0 cache) decode the block once
+        // for all of them. The kernels give a row the same bits either way.
+        let stored = (rows < DECODE_AT)
+            .then(|| kv.rows(tile.kv_head, start, nb))
+            .flatten();
+        let (keys, values) = stored.unwrap_or_else(|| {
+            kv.keys(tile.kv_head, start, &mut s.k[..len]);
+            kv.values(tile.kv_head, start, &mut s.v[..len]);
+            (Cached::F32(&s.k[..len]), Cached::F32(&s.v[..len]))
+        });
         let mut r = 0;
         while r < rows {
-            // Four rows that all see the whole block go through the four-row kernels,
-            // which load each key and value once for all four.
-            if nb == BLOCK && r + 4 <= rows && tile.seen(r) >= start + BLOCK {
-                let mut scores = [0.0f32; 4 * BLOCK];
-                ops::dot_columns4(&s.q[r * hd..(r + 4) * hd], &s.kt[..hd * BLOCK], &mut scores);
-                for (i, scores) in scores.chunks_exact_mut(BLOCK).enumerate() {
-                    let o = &mut out[(r + i) * hd..(r + i + 1) * hd];
-                    softmax_step(scores, &mut max[r + i], &mut sum[r + i], o);
+            // Four rows that all see the whole block of decoded values weigh them
+            // together, loading each value once for all four.
+            if let (Cached::F32(v), true) = (values, r + 4 <= rows && nb == BLOCK) {
+                if tile.seen(r) >= start + BLOCK {
+                    let mut scores = [0.0f32; 4 * BLOCK];
+                    for (i, scores) in scores.chunks_exact_mut(BLOCK).enumerate() {
+                        ops::scores(&s.q[(r + i) * hd..][..hd], keys, scores);
+                        let o = &mut out[(r + i) * hd..(r + i + 1) * hd];
+                        softmax_step(scores, &mut max[r + i], &mut sum[r + i], o);
+                    }
+                    ops::add_weighted_rows4(&scores, v, &mut out[r * hd..(r + 4) * hd]);
+                    r += 4;
+                    continue;
                 }
-                ops::add_weighted_rows4(
-                    &scores,
-                    &s.v[..BLOCK * hd],
-                    &mut out[r * hd..(r + 4) * hd],
-                );
-                r += 4;
-                continue;
             }
             let Some(n) = tile.seen(r).checked_sub(start).filter(|&n| n > 0) else {
                 r += 1;
@@ -229,11 +235,11 @@ fn chunk_into(part: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, c: usize, s
             };
             let n = n.min(nb);
             let mut scores = [0.0f32; BLOCK];
-            ops::dot_columns(&s.q[r * hd..(r + 1) * hd], &s.kt[..hd * BLOCK], &mut scores);
             let scores = &mut scores[..n];
+            ops::scores(&s.q[r * hd..(r + 1) * hd], keys.first(n * hd), scores);
             let o = &mut out[r * hd..(r + 1) * hd];
             softmax_step(scores, &mut max[r], &mut sum[r], o);
-            ops::add_weighted_rows(scores, &s.v[..n * hd], o);
+            ops::add_weighted(scores, values.first(n * hd), o);
             r += 1;
         }
     }

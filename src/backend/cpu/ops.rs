@@ -1,8 +1,8 @@
 //! The element-wise and attention parts of the forward pass, on f32 rows. Each function
-//! takes the x86 vector kernels when the kernel table chose a SIMD path (AVX2 ones from
-//! `quant::x86::f32ops`, and for the compute-bound attention blocks and exponentials
-//! AVX-512 ones from `quant::x86::avx512::attention`), and the plain loops of [`scalar`]
-//! otherwise; they agree to rounding.
+//! takes the vector kernels when the kernel table chose a SIMD path (AVX2 ones from
+//! `quant::x86::f32ops`, for the exponentials AVX-512 ones, and for the attention's
+//! scores and weighted values each path's own from `quant::*::attention`), and the plain
+//! loops of [`scalar`] otherwise; they agree to rounding.
 
 #[cfg(target_arch = "x86_64")]
 use crate::quant::kernels::{kernels, Path};
@@ -102,88 +102,111 @@ pub fn axpy_f16(a: f32, x: &[u16], y: &mut [f32]) {
     dispatch!(axpy_f16(a, x, y), scalar::axpy_f16(a, x, y))
 }
 
-/// Returns from the calling function through the path's transposing kernel, where the
-/// block's shape suits its groups of rows (sixteen with AVX-512, eight with AVX2) and
-/// pieces of a row (as many values).
-macro_rules! keys_t_simd {
-    ($src:expr, $stride:expr, $n:expr, $kt:expr, $w:expr) => {
+/// Keys or values of one KV head for a run of positions, as the cache stores them: what
+/// the attention kernels read without decoding first.
+#[derive(Clone, Copy)]
+pub enum Cached<'a> {
+    F32(&'a [f32]),
+    /// f16 bits
+    F16(&'a [u16]),
+}
+
+impl<'a> Cached<'a> {
+    /// The first `len` values.
+    pub fn first(self, len: usize) -> Cached<'a> {
+        match self {
+            Cached::F32(x) => Cached::F32(&x[..len]),
+            Cached::F16(x) => Cached::F16(&x[..len]),
+        }
+    }
+}
+
+/// Returns from the calling function through the path's attention kernel `$f` for the
+/// cached rows' element type, where rows of `$len` values suit its vectors.
+macro_rules! cached_simd {
+    ($f:ident($a:expr, $rows:expr, $out:expr), $len:expr) => {
         #[cfg(target_arch = "x86_64")]
         {
-            let fits = |g: usize| {
-                $n >= 1 && $n.next_multiple_of(g) <= $w && ($kt.len() / $w).is_multiple_of(g)
+            use crate::quant::x86::{avx2, avx512};
+            if kernels().path == Path::Avx512 && $len.is_multiple_of(16) {
+                // SAFETY: the AVX-512 path is only chosen on a CPU that has it; the
+                // kernel checks the lengths.
+                return unsafe {
+                    match $rows {
+                        Cached::F32(r) => avx512::attention::$f($a, r, $out),
+                        Cached::F16(r) => avx512::attention::$f($a, r, $out),
+                    }
+                };
+            }
+            if simd() && $len.is_multiple_of(8) {
+                // SAFETY: a SIMD path is only chosen on a CPU with AVX2, FMA and F16C; as
+                // above for the rest.
+                return unsafe {
+                    match $rows {
+                        Cached::F32(r) => avx2::attention::$f($a, r, $out),
+                        Cached::F16(r) => avx2::attention::$f($a, r, $out),
+                    }
+                };
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        if $len.is_multiple_of(8)
+            && matches!(
+                crate::quant::kernels::kernels().path,
+                crate::quant::kernels::Path::Neon | crate::quant::kernels::Path::NeonDot
+            )
+        {
+            use crate::quant::aarch64::attention;
+            // SAFETY: NEON is part of every AArch64 CPU; the kernel checks the lengths.
+            return unsafe {
+                match $rows {
+                    Cached::F32(r) => attention::$f($a, r, $out),
+                    Cached::F16(r) => attention::$f($a, r, $out),
+                }
             };
-            use crate::quant::x86;
-            if kernels().path == Path::Avx512 && fits(16) {
-                // SAFETY: the AVX-512 path is only chosen on a CPU that has it; the shape
-                // is checked above, the lengths by the kernel.
-                return unsafe { x86::avx512::kv_block::keys_t($src, $stride, $n, $kt, $w) };
-            }
-            if simd() && fits(8) {
-                // SAFETY: a SIMD path is only chosen on a CPU with AVX2, FMA and F16C;
-                // as above for the rest.
-                return unsafe { x86::avx2::kv_block::keys_t($src, $stride, $n, $kt, $w) };
-            }
         }
     };
 }
 
-/// `kt[d * w + j]` ← value `d` of key row `j` (`src[j * stride..]`, f16 bits) for
-/// `j < n` and `d < kt.len() / w`: a block of cached keys, column-major. Columns from `n`
-/// up to the next multiple of 16 may get copies of row `n - 1`.
-pub fn keys_t_f16(src: &[u16], stride: usize, n: usize, kt: &mut [f32], w: usize) {
-    keys_t_simd!(src, stride, n, kt, w);
-    scalar::keys_t(src, stride, n, kt, w, |h| half::f16::from_bits(h).to_f32())
+fn f16_bits_to_f32(h: u16) -> f32 {
+    half::f16::from_bits(h).to_f32()
 }
 
-/// As [`keys_t_f16`], for f32 keys.
-pub fn keys_t_f32(src: &[f32], stride: usize, n: usize, kt: &mut [f32], w: usize) {
-    keys_t_simd!(src, stride, n, kt, w);
-    scalar::keys_t(src, stride, n, kt, w, |x| x)
-}
-
-/// `out[j] = Σ_d q[d] * kt[d * out.len() + j]`: one query against a block of keys
-/// stored column-major (`kt` is `[q.len()][out.len()]`).
-pub fn dot_columns(q: &[f32], kt: &[f32], out: &mut [f32]) {
-    neon!(dot_columns(q, kt, out));
-    dispatch!(
-        avx512 dot_columns(q, kt, out),
-        scalar::dot_columns(q, kt, out)
-    )
-}
-
-/// `out += Σ_j p[j] * rows[j * out.len()..]`: value rows weighted by probabilities.
-pub fn add_weighted_rows(p: &[f32], rows: &[f32], out: &mut [f32]) {
-    dispatch!(
-        avx512 add_weighted_rows(p, rows, out),
-        scalar::add_weighted_rows(p, rows, out)
-    )
-}
-
-/// [`dot_columns`] for four query rows at once (`q`: `[4][d]`, `kt`: `[d][32]`, `out`:
-/// `[4][32]`).
-pub fn dot_columns4(q: &[f32], kt: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if kernels().path == Path::Avx512 {
-        // SAFETY: the AVX-512 path is only chosen on a CPU that has it.
-        return unsafe { crate::quant::x86::avx512::attention::dot_columns4(q, kt, out) };
-    }
-    let d = q.len() / 4;
-    for (q, out) in q.chunks_exact(d).zip(out.chunks_exact_mut(32)) {
-        dot_columns(q, &kt[..32 * d], out);
+/// `out[j] = q · keys[j]`, the keys of a run of `out.len()` positions (rows of
+/// `q.len()`). Each path sums a position the same way wherever it falls in the run and
+/// whether its key is f16 or f32 (f16 converts exactly): a token's scores have the same
+/// bits from the cache's rows as from rows decoded first.
+pub fn scores(q: &[f32], keys: Cached, out: &mut [f32]) {
+    cached_simd!(scores(q, keys, out), q.len());
+    match keys {
+        Cached::F32(k) => scalar::scores(q, k, out, |x| x),
+        Cached::F16(k) => scalar::scores(q, k, out, f16_bits_to_f32),
     }
 }
 
-/// [`add_weighted_rows`] for four rows of 32 probabilities at once (`p`: `[4][32]`,
-/// `rows`: `[32][d]`, `out`: `[4][d]`).
+/// `out += Σ_j p[j] * rows[j]`: the value rows of a run of `p.len()` positions (rows of
+/// `out.len()`), weighted by their probabilities. Each output value is one chain of
+/// multiply-adds over `j` in order, the same for f16 and f32 rows.
+pub fn add_weighted(p: &[f32], rows: Cached, out: &mut [f32]) {
+    cached_simd!(add_weighted(p, rows, out), out.len());
+    match rows {
+        Cached::F32(r) => scalar::add_weighted(p, r, out, |x| x),
+        Cached::F16(r) => scalar::add_weighted(p, r, out, f16_bits_to_f32),
+    }
+}
+
+/// [`add_weighted`] for four rows of 32 probabilities at once (`p`: `[4][32]`, `rows`:
+/// `[32][d]`, `out`: `[4][d]`), each row with [`add_weighted`]'s bits.
 pub fn add_weighted_rows4(p: &[f32], rows: &[f32], out: &mut [f32]) {
+    let d = out.len() / 4;
     #[cfg(target_arch = "x86_64")]
-    if kernels().path == Path::Avx512 {
-        // SAFETY: the AVX-512 path is only chosen on a CPU that has it.
+    if kernels().path == Path::Avx512 && d.is_multiple_of(16) {
+        // SAFETY: the AVX-512 path is only chosen on a CPU that has it; the kernel checks
+        // the lengths.
         return unsafe { crate::quant::x86::avx512::attention::add_weighted_rows4(p, rows, out) };
     }
-    let d = out.len() / 4;
     for (p, out) in p.chunks_exact(32).zip(out.chunks_exact_mut(d)) {
-        add_weighted_rows(p, &rows[..32 * d], out);
+        add_weighted(p, Cached::F32(&rows[..32 * d]), out);
     }
 }
 
@@ -289,32 +312,22 @@ pub mod scalar {
         }
     }
 
-    pub fn keys_t<T: Copy>(
-        src: &[T],
-        stride: usize,
-        n: usize,
-        kt: &mut [f32],
-        w: usize,
+    pub fn scores<T: Copy>(q: &[f32], keys: &[T], out: &mut [f32], f32_of: impl Fn(T) -> f32) {
+        for (o, key) in out.iter_mut().zip(keys.chunks_exact(q.len())) {
+            *o = q.iter().zip(key).map(|(&a, &b)| a * f32_of(b)).sum();
+        }
+    }
+
+    pub fn add_weighted<T: Copy>(
+        p: &[f32],
+        rows: &[T],
+        out: &mut [f32],
         f32_of: impl Fn(T) -> f32,
     ) {
-        let hd = kt.len() / w;
-        for j in 0..n {
-            for (d, &x) in src[j * stride..][..hd].iter().enumerate() {
-                kt[d * w + j] = f32_of(x);
-            }
-        }
-    }
-
-    pub fn dot_columns(q: &[f32], kt: &[f32], out: &mut [f32]) {
-        let w = out.len();
-        for (j, o) in out.iter_mut().enumerate() {
-            *o = q.iter().enumerate().map(|(d, &x)| x * kt[d * w + j]).sum();
-        }
-    }
-
-    pub fn add_weighted_rows(p: &[f32], rows: &[f32], out: &mut [f32]) {
         for (&w, row) in p.iter().zip(rows.chunks_exact(out.len())) {
-            axpy(w, row, out);
+            for (o, &x) in out.iter_mut().zip(row) {
+                *o += w * f32_of(x);
+            }
         }
     }
 
@@ -415,130 +428,144 @@ mod tests {
         }
     }
 
-    type DotColumns = fn(&[f32], &[f32], &mut [f32]);
+    type Scores<T> = unsafe fn(&[f32], &[T], &mut [f32]);
 
-    /// Every implementation of the two attention block kernels this CPU can run.
-    fn block_kernels() -> Vec<(&'static str, DotColumns, DotColumns)> {
+    /// One path's attention kernels, for f32 and f16 rows, and the multiple of the head
+    /// length they take.
+    struct AttnKernels {
+        name: &'static str,
+        multiple: usize,
+        scores: (Scores<f32>, Scores<u16>),
+        weighted: (Scores<f32>, Scores<u16>),
+    }
+
+    /// The dispatching functions, and every SIMD kernel this CPU can run.
+    fn attention_kernels() -> Vec<AttnKernels> {
         #[allow(unused_mut)]
-        let mut all: Vec<(&str, DotColumns, DotColumns)> =
-            vec![("dispatched", dot_columns, add_weighted_rows)];
+        let mut all = vec![AttnKernels {
+            name: "dispatched",
+            multiple: 1,
+            scores: (
+                |q, k, o| scores(q, Cached::F32(k), o),
+                |q, k, o| scores(q, Cached::F16(k), o),
+            ),
+            weighted: (
+                |p, r, o| add_weighted(p, Cached::F32(r), o),
+                |p, r, o| add_weighted(p, Cached::F16(r), o),
+            ),
+        }];
         #[cfg(target_arch = "x86_64")]
         {
-            use crate::quant::x86;
+            use crate::quant::x86::{self, avx2, avx512};
             if x86::has_avx2() {
-                // SAFETY: the CPU has AVX2, FMA and F16C.
-                all.push((
-                    "avx2",
-                    |q, k, o| unsafe { x86::f32ops::dot_columns(q, k, o) },
-                    |p, r, o| unsafe { x86::f32ops::add_weighted_rows(p, r, o) },
-                ));
+                use avx2::attention::{add_weighted, scores};
+                all.push(AttnKernels {
+                    name: "avx2",
+                    multiple: 8,
+                    scores: (scores, scores),
+                    weighted: (add_weighted, add_weighted),
+                });
             }
             if x86::has_avx512() {
-                // SAFETY: the CPU has the AVX-512 features of the kernels.
-                all.push((
-                    "avx512",
-                    |q, k, o| unsafe { x86::avx512::attention::dot_columns(q, k, o) },
-                    |p, r, o| unsafe { x86::avx512::attention::add_weighted_rows(p, r, o) },
-                ));
+                use avx512::attention::{add_weighted, scores};
+                all.push(AttnKernels {
+                    name: "avx512",
+                    multiple: 16,
+                    scores: (scores, scores),
+                    weighted: (add_weighted, add_weighted),
+                });
             }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            use crate::quant::aarch64::attention::{add_weighted, scores};
+            all.push(AttnKernels {
+                name: "neon",
+                multiple: 8,
+                scores: (scores, scores),
+                weighted: (add_weighted, add_weighted),
+            });
         }
         all
     }
 
-    /// The four-row attention kernels give each row the bits of the single-row kernels
-    /// (attention must not depend on how rows are grouped), and match the scalar loops.
+    /// Each path's scores and weighted values against the plain loops, over head lengths
+    /// and runs around the vector sizes; f16 rows give the bits of the same rows as f32,
+    /// and a position's score does not depend on where the run starts.
     #[test]
-    fn four_row_block_kernels_match_the_scalar_loops() {
-        let value = |i: usize| ((i * 7919 % 1009) as f32 / 504.5 - 1.0) * 1.3;
-        for d in [1, 7, 16, 64, 80, 100, 128] {
-            let q: Vec<f32> = (0..4 * d).map(|i| value(i + 5)).collect();
-            let kt: Vec<f32> = (0..32 * d).map(value).collect();
-            let (mut f, mut g) = (vec![0.0; 128], vec![0.0; 128]);
-            dot_columns4(&q, &kt, &mut f);
-            for r in 0..4 {
-                dot_columns(&q[r * d..(r + 1) * d], &kt, &mut g[32 * r..32 * r + 32]);
-            }
-            assert_eq!(
-                f, g,
-                "dot_columns4 d {d}: rows differ from single-row calls"
-            );
-            for r in 0..4 {
-                scalar::dot_columns(&q[r * d..(r + 1) * d], &kt, &mut g[32 * r..32 * r + 32]);
-            }
-            for (i, (x, y)) in f.iter().zip(&g).enumerate() {
-                let (r, j) = (i / 32, i % 32);
-                let abs: f32 = (0..d).map(|k| (q[r * d + k] * kt[32 * k + j]).abs()).sum();
-                assert!((x - y).abs() <= 1e-6 * abs.max(1.0), "dot_columns4 d {d}");
-            }
-            let p: Vec<f32> = (0..128).map(|i| value(i + 9).abs()).collect();
-            let init: Vec<f32> = (0..4 * d).map(|i| value(i + 3)).collect();
-            let (mut f, mut g) = (init.clone(), init.clone());
-            add_weighted_rows4(&p, &kt, &mut f);
-            for r in 0..4 {
-                add_weighted_rows(&p[32 * r..32 * r + 32], &kt, &mut g[r * d..(r + 1) * d]);
-            }
-            assert_eq!(
-                f, g,
-                "add_weighted_rows4 d {d}: rows differ from single-row calls"
-            );
-            let mut g = init.clone();
-            for r in 0..4 {
-                scalar::add_weighted_rows(&p[32 * r..32 * r + 32], &kt, &mut g[r * d..(r + 1) * d]);
-            }
-            for (i, (x, y)) in f.iter().zip(&g).enumerate() {
-                let (r, c) = (i / d, i % d);
-                let abs: f32 = init[i].abs()
-                    + (0..32)
-                        .map(|j| (p[32 * r + j] * kt[j * d + c]).abs())
-                        .sum::<f32>();
-                assert!((x - y).abs() <= 1e-6 * abs.max(1.0), "weighted4 d {d}");
+    fn attention_kernels_match_the_scalar_loops() {
+        let value = |i: usize| ((i * 7919 % 1009) as f32 / 504.5 - 1.0) * 1.7;
+        for k in attention_kernels() {
+            for hd in [8usize, 16, 24, 64, 80, 96, 128, 256, 7] {
+                if !hd.is_multiple_of(k.multiple) {
+                    continue;
+                }
+                for n in [1, 5, 8, 16, 17, 31, 32] {
+                    let name = format!("{} hd {hd} n {n}", k.name);
+                    let q: Vec<f32> = (0..hd).map(|i| value(i + 11)).collect();
+                    // f16-exact values, so both element types hold the same rows
+                    let rows: Vec<f32> = (0..n * hd)
+                        .map(|i| half::f16::from_f32(value(i)).to_f32())
+                        .collect();
+                    let bits: Vec<u16> = rows
+                        .iter()
+                        .map(|&x| half::f16::from_f32(x).to_bits())
+                        .collect();
+
+                    let (mut f, mut h, mut g) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+                    // SAFETY: the CPU has the path's features; the lengths suit it.
+                    unsafe { (k.scores.0)(&q, &rows, &mut f) };
+                    // SAFETY: as above.
+                    unsafe { (k.scores.1)(&q, &bits, &mut h) };
+                    scalar::scores(&q, &rows, &mut g, |x| x);
+                    assert_eq!(f, h, "{name}: scores of f16 rows differ from f32");
+                    for (j, (x, y)) in f.iter().zip(&g).enumerate() {
+                        let key = &rows[j * hd..][..hd];
+                        let abs: f32 = q.iter().zip(key).map(|(a, b)| (a * b).abs()).sum();
+                        assert!((x - y).abs() <= 1e-6 * abs.max(1.0), "{name} scores");
+                    }
+                    if n > 3 {
+                        let mut tail = vec![0.0; n - 3];
+                        // SAFETY: as above.
+                        unsafe { (k.scores.0)(&q, &rows[3 * hd..], &mut tail) };
+                        assert_eq!(tail, f[3..], "{name}: a score moved with its run");
+                    }
+
+                    let p: Vec<f32> = (0..n).map(|i| value(i + 9).abs()).collect();
+                    let init: Vec<f32> = (0..hd).map(|i| value(i + 3)).collect();
+                    let (mut f, mut h, mut g) = (init.clone(), init.clone(), init.clone());
+                    // SAFETY: as above.
+                    unsafe { (k.weighted.0)(&p, &rows, &mut f) };
+                    // SAFETY: as above.
+                    unsafe { (k.weighted.1)(&p, &bits, &mut h) };
+                    scalar::add_weighted(&p, &rows, &mut g, |x| x);
+                    assert_eq!(f, h, "{name}: weighted f16 rows differ from f32");
+                    for (c, (x, y)) in f.iter().zip(&g).enumerate() {
+                        let abs = init[c].abs()
+                            + (0..n).map(|j| (p[j] * rows[j * hd + c]).abs()).sum::<f32>();
+                        assert!((x - y).abs() <= 1e-6 * abs.max(1.0), "{name} weighted");
+                    }
+                }
             }
         }
     }
 
-    /// The attention block kernels, over widths and depths around the vector sizes.
+    /// The four-row weighting gives each row the bits of [`add_weighted`] (attention must
+    /// not depend on how rows are grouped).
     #[test]
-    fn block_kernels_match_the_scalar_loops() {
-        let value = |i: usize| ((i * 7919 % 1009) as f32 / 504.5 - 1.0) * 1.7;
-        for (name, dot_columns, add_weighted_rows) in block_kernels() {
-            for (rows, cols) in [
-                (1, 1),
-                (3, 8),
-                (64, 32),
-                (65, 33),
-                (128, 31),
-                (63, 40),
-                (7, 72),
-                (5, 144),
-            ] {
-                let q: Vec<f32> = (0..rows).map(|i| value(i + 11)).collect();
-                let m: Vec<f32> = (0..rows * cols).map(value).collect();
-                let (mut f, mut g) = (vec![0.0; cols], vec![0.0; cols]);
-                dot_columns(&q, &m, &mut f);
-                scalar::dot_columns(&q, &m, &mut g);
-                for (j, (x, y)) in f.iter().zip(&g).enumerate() {
-                    let abs: f32 = (0..rows).map(|d| (q[d] * m[d * cols + j]).abs()).sum();
-                    assert!(
-                        (x - y).abs() <= 1e-6 * abs.max(1.0),
-                        "{name} dot_columns {rows}x{cols}"
-                    );
-                }
-                // `q` as `rows` weights over rows of `cols` values
-                let init: Vec<f32> = (0..cols).map(|i| value(i + 3)).collect();
-                let (mut f, mut g) = (init.clone(), init.clone());
-                add_weighted_rows(&q, &m, &mut f);
-                scalar::add_weighted_rows(&q, &m, &mut g);
-                for (c, (x, y)) in f.iter().zip(&g).enumerate() {
-                    let abs: f32 = init[c].abs()
-                        + (0..rows)
-                            .map(|j| (q[j] * m[j * cols + c]).abs())
-                            .sum::<f32>();
-                    assert!(
-                        (x - y).abs() <= 1e-6 * abs.max(1.0),
-                        "{name} weighted {rows}x{cols}"
-                    );
-                }
+    fn four_rows_weigh_like_one() {
+        let value = |i: usize| ((i * 7919 % 1009) as f32 / 504.5 - 1.0) * 1.3;
+        for d in [7, 8, 16, 64, 80, 128] {
+            let v: Vec<f32> = (0..32 * d).map(value).collect();
+            let p: Vec<f32> = (0..128).map(|i| value(i + 9).abs()).collect();
+            let init: Vec<f32> = (0..4 * d).map(|i| value(i + 3)).collect();
+            let (mut f, mut g) = (init.clone(), init.clone());
+            add_weighted_rows4(&p, &v, &mut f);
+            for r in 0..4 {
+                let out = &mut g[r * d..(r + 1) * d];
+                add_weighted(&p[32 * r..32 * r + 32], Cached::F32(&v), out);
             }
+            assert_eq!(f, g, "d {d}: four rows differ from single-row calls");
         }
     }
 
@@ -548,62 +575,5 @@ mod tests {
         let b: Vec<f32> = (0..37).map(|i| 1.0 - i as f32 * 0.25).collect();
         let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         assert!((dot(&a, &b) - plain).abs() < 1e-3);
-    }
-
-    /// The transposing key kernels (AVX-512 and AVX2) move every value where the plain
-    /// loop puts it, f16 and f32, for partial groups of rows and rows longer than a head.
-    #[test]
-    fn keys_transpose_like_the_plain_loop() {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use crate::quant::x86::{self, avx2, avx512};
-            type Kernel<T> = unsafe fn(&[T], usize, usize, &mut [f32], usize);
-            let mut kernels: Vec<(&str, usize, Kernel<f32>, Kernel<u16>)> = Vec::new();
-            if x86::has_avx2() {
-                kernels.push(("avx2", 8, avx2::kv_block::keys_t, avx2::kv_block::keys_t));
-            }
-            if x86::has_avx512() {
-                use avx512::kv_block::keys_t;
-                kernels.push(("avx512", 16, keys_t, keys_t));
-            }
-            let shapes = [
-                (1, 16, 16),
-                (16, 64, 192),
-                (23, 128, 128),
-                (32, 64, 64),
-                (9, 32, 48),
-            ];
-            for (name, g, for_f32, for_f16) in kernels {
-                for (n, hd, stride) in shapes {
-                    let f: Vec<f32> = (0..n * stride).map(|i| i as f32 * 0.25 - 9.0).collect();
-                    let h: Vec<u16> = f
-                        .iter()
-                        .map(|&x| half::f16::from_f32(x).to_bits())
-                        .collect();
-                    let w = 32;
-                    let (mut want, mut got) = (vec![0.0f32; hd * w], vec![-1.0f32; hd * w]);
-                    let first_n = |v: &[f32]| -> Vec<f32> {
-                        v.chunks(w).flat_map(|r| r[..n].to_vec()).collect()
-                    };
-                    scalar::keys_t(&f, stride, n, &mut want, w, |x| x);
-                    // SAFETY: the CPU has the path's features; the shapes meet the
-                    // kernels' conditions.
-                    unsafe { for_f32(&f, stride, n, &mut got, w) };
-                    assert_eq!(first_n(&got), first_n(&want), "{name} f32 {n}x{hd}");
-                    // the group's last columns repeat row n - 1; later ones are untouched
-                    for row in got.chunks(w) {
-                        let pad = n.next_multiple_of(g);
-                        assert!(row[n..pad].iter().all(|&x| x == row[n - 1]), "{name} pad");
-                        assert!(row[pad..].iter().all(|&x| x == -1.0), "{name} {n}: past");
-                    }
-                    scalar::keys_t(&h, stride, n, &mut want, w, |x| {
-                        half::f16::from_bits(x).to_f32()
-                    });
-                    // SAFETY: as above.
-                    unsafe { for_f16(&h, stride, n, &mut got, w) };
-                    assert_eq!(first_n(&got), first_n(&want), "{name} f16 {n}x{hd}");
-                }
-            }
-        }
     }
 }

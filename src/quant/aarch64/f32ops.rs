@@ -1,7 +1,7 @@
-//! The f32 parts of the forward pass with NEON: the reductions and the attention blocks,
-//! which the compiler does not vectorize from the plain loops (it keeps a reduction's
-//! order). Element-wise operations stay plain loops: NEON is part of every AArch64
-//! target, and the compiler vectorizes those already.
+//! The f32 parts of the forward pass with NEON: the reductions, which the compiler does
+//! not vectorize from the plain loops (it keeps a reduction's order). Element-wise
+//! operations stay plain loops: NEON is part of every AArch64 target, and the compiler
+//! vectorizes those already.
 
 // Accumulators indexed by register number read clearer than zipped iterators.
 #![allow(clippy::needless_range_loop)]
@@ -211,52 +211,5 @@ pub unsafe fn exp_sub_sum(x: &mut [f32], max: f32) -> f32 {
             i += 1;
         }
         s
-    }
-}
-
-/// `out[j] = Σ_d q[d] * kt[d * w + j]` with `w = out.len()`: even and odd `d` in two
-/// chains per lane, added at the end.
-///
-/// # Safety
-/// NEON.
-#[target_feature(enable = "neon")]
-pub unsafe fn dot_columns(q: &[f32], kt: &[f32], out: &mut [f32]) {
-    let w = out.len();
-    assert!(
-        kt.len() >= q.len() * w,
-        "key block shorter than the query needs"
-    );
-    // SAFETY: loads below `q.len() * w` in `kt`, stores below `w` in `out` (whole vectors
-    // of four inside the bounds checked above, then a scalar tail).
-    unsafe {
-        let mut c = 0;
-        while c + 16 <= w {
-            let mut even = [vdupq_n_f32(0.0); 4];
-            let mut odd = [vdupq_n_f32(0.0); 4];
-            let mut d = 0;
-            while d + 2 <= q.len() {
-                let c0 = kt.as_ptr().add(d * w + c);
-                let c1 = kt.as_ptr().add((d + 1) * w + c);
-                for k in 0..4 {
-                    even[k] = vfmaq_n_f32(even[k], vld1q_f32(c0.add(4 * k)), q[d]);
-                    odd[k] = vfmaq_n_f32(odd[k], vld1q_f32(c1.add(4 * k)), q[d + 1]);
-                }
-                d += 2;
-            }
-            if d < q.len() {
-                let c0 = kt.as_ptr().add(d * w + c);
-                for k in 0..4 {
-                    even[k] = vfmaq_n_f32(even[k], vld1q_f32(c0.add(4 * k)), q[d]);
-                }
-            }
-            for k in 0..4 {
-                vst1q_f32(out.as_mut_ptr().add(c + 4 * k), vaddq_f32(even[k], odd[k]));
-            }
-            c += 16;
-        }
-        while c < w {
-            out[c] = q.iter().enumerate().map(|(d, &x)| x * kt[d * w + c]).sum();
-            c += 1;
-        }
     }
 }

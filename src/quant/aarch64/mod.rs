@@ -7,6 +7,7 @@
 //! products equal the reference bit for bit. Activations are quantized by the scalar
 //! quantizers, which the kernels' results are defined against.
 
+pub mod attention;
 pub mod f32ops;
 mod floats;
 mod kquants;

@@ -1,5 +1,6 @@
 //! What a KV cache stores its values as, loaded as f32 vectors: the element type of the
-//! transposing key kernels (avx2/kv_block.rs, avx512/kv_block.rs).
+//! attention kernels (avx2/attention.rs, avx512/attention.rs), which read cached rows as
+//! they are stored.
 
 use std::arch::x86_64::*;
 

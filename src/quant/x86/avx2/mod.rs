@@ -1,8 +1,8 @@
 //! AVX2 kernels (with FMA and F16C), for x86-64 CPUs without AVX-512.
 
+pub mod attention;
 mod floats;
 mod kquants;
-pub mod kv_block;
 mod legacy;
 mod packed;
 pub mod quantize;

@@ -1,5 +1,7 @@
-//! The two inner loops of attention at full AVX-512 width: unlike the memory-bound f32
-//! row operations, these run on blocks held in L1 and are bound by FMA throughput.
+//! The inner loops of attention at full AVX-512 width: a query's scores against a block
+//! of cached keys, and the block's values weighted by the probabilities, both reading
+//! the cache's rows as stored (f32, or f16 converted as they are loaded), so one token's
+//! attention streams the cache once with nothing written in between.
 
 // Accumulators indexed by register number read clearer than zipped iterators.
 #![allow(clippy::needless_range_loop)]
@@ -7,176 +9,192 @@
 use std::arch::x86_64::*;
 
 use crate::quant::exp_poly;
+use crate::quant::x86::kv_value::KeyValue;
 
-/// `out[j] = Σ_d q[d] * kt[d * w + j]` with `w = out.len()`.
-///
-/// Each output lane sums even and odd `d` in two chains and adds them at the end; the
-/// four-row kernel does exactly this per row, so a row's scores have the same bits
-/// whichever of the two computes them (attention results must not depend on how a
-/// batch is cut into tiles). That holds for widths of whole vectors, as attention's
-/// blocks of 32 are; a scalar tail serves other widths.
+/// `out[j] = Σ_d q[d] · keys[j · hd + d]` for `j < out.len()`, `hd = q.len()`: sixteen
+/// positions at a time, each summed in sixteen lanes along the head, then the sixteen
+/// positions' lanes folded together ([`lane_sums16`]). A position's arithmetic is the
+/// same wherever it falls in `out` and whether the keys are f16 or f32 (f16 converts
+/// exactly), so a query's scores have the same bits from the cache's rows as from rows
+/// decoded first.
 ///
 /// # Safety
 /// The CPU has AVX-512 F.
+///
+/// # Panics
+/// Unless `out` is not empty, `hd` is a multiple of 16 and `keys` holds `out.len()` rows.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub unsafe fn dot_columns(q: &[f32], kt: &[f32], out: &mut [f32]) {
-    let w = out.len();
-    assert!(
-        kt.len() >= q.len() * w,
-        "key block shorter than the query needs"
-    );
-    // SAFETY: loads and stores stay below `q.len() * w` in `kt` and `w` in `out`
-    // (whole vectors of 16 inside the bounds checked above, then a scalar tail).
+pub unsafe fn scores<T: KeyValue>(q: &[f32], keys: &[T], out: &mut [f32]) {
+    let (hd, n) = (q.len(), out.len());
+    assert!(n >= 1 && hd.is_multiple_of(16) && keys.len() >= n * hd);
+    // SAFETY: the lengths checked above.
     unsafe {
-        let mut c = 0;
-        while c + 16 <= w {
-            let col = kt.as_ptr().add(c);
-            let (mut even, mut odd) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-            let mut d = 0;
-            while d + 2 <= q.len() {
-                even = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), _mm512_loadu_ps(col.add(d * w)), even);
-                odd = _mm512_fmadd_ps(
-                    _mm512_set1_ps(q[d + 1]),
-                    _mm512_loadu_ps(col.add((d + 1) * w)),
-                    odd,
-                );
-                d += 2;
-            }
-            if d < q.len() {
-                even = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), _mm512_loadu_ps(col.add(d * w)), even);
-            }
-            _mm512_storeu_ps(out.as_mut_ptr().add(c), _mm512_add_ps(even, odd));
-            c += 16;
-        }
-        while c < w {
-            out[c] = q.iter().enumerate().map(|(d, &x)| x * kt[d * w + c]).sum();
-            c += 1;
+        // The common head lengths as constants, so that sixteen rows are one base
+        // address and fixed offsets.
+        match hd {
+            64 => scores_of::<T, 64>(q, keys, out),
+            128 => scores_of::<T, 128>(q, keys, out),
+            _ => scores_of::<T, 0>(q, keys, out),
         }
     }
 }
 
-/// `out += Σ_j p[j] * rows[j * d..(j + 1) * d]` with `d = out.len()`: each output lane is
-/// one chain of FMAs over `j` in order, as in the four-row kernel.
+/// [`scores`] for heads of `HD` values (any length when `HD` is 0).
+///
+/// # Safety
+/// As [`scores`], with its conditions met.
+#[inline(always)]
+unsafe fn scores_of<T: KeyValue, const HD: usize>(q: &[f32], keys: &[T], out: &mut [f32]) {
+    let (hd, n) = (if HD > 0 { HD } else { q.len() }, out.len());
+    // SAFETY: the caller's lengths: rows below n, dimensions below hd; stores masked to
+    // the lanes below n.
+    unsafe {
+        let mut j0 = 0;
+        while j0 + 16 <= n {
+            let p = position_sums::<T, HD>(q, keys.as_ptr().add(j0 * hd), hd, 16);
+            _mm512_storeu_ps(out.as_mut_ptr().add(j0), p);
+            j0 += 16;
+        }
+        if j0 < n {
+            let p = position_sums::<T, HD>(q, keys.as_ptr().add(j0 * hd), hd, n - j0);
+            let m: __mmask16 = (1u16 << (n - j0)) - 1;
+            _mm512_mask_storeu_ps(out.as_mut_ptr().add(j0), m, p);
+        }
+    }
+}
+
+/// Lane `i` of the result: `q` against row `min(i, rows - 1)` of `keys` (rows of `hd`,
+/// `HD` where that is not 0).
+///
+/// # Safety
+/// `keys` points at `rows` rows; AVX-512 F.
+#[inline(always)]
+unsafe fn position_sums<T: KeyValue, const HD: usize>(
+    q: &[f32],
+    keys: *const T,
+    hd: usize,
+    rows: usize,
+) -> __m512 {
+    let hd = if HD > 0 { HD } else { hd };
+    // SAFETY: the caller's.
+    unsafe {
+        let mut p = [_mm512_setzero_ps(); 16];
+        for d in (0..hd).step_by(16) {
+            let qv = _mm512_loadu_ps(q.as_ptr().add(d));
+            for (i, p) in p.iter_mut().enumerate() {
+                let row = if rows == 16 { i } else { i.min(rows - 1) };
+                *p = _mm512_fmadd_ps(qv, T::load16(keys.add(row * hd + d)), *p);
+            }
+        }
+        lane_sums16(&p)
+    }
+}
+
+/// Lane `r` of the result: the sum of the lanes of `v[r]`, folded in pairs, quads, then
+/// the 128-bit lanes twice.
+#[inline(always)]
+unsafe fn lane_sums16(v: &[__m512; 16]) -> __m512 {
+    // Macros, not closures: a closure would not inherit the caller's target features, and
+    // its intrinsics would become calls.
+    // per 128-bit lane: [a0 + a2, b0 + b2, a1 + a3, b1 + b3]
+    macro_rules! pair {
+        ($a:expr, $b:expr) => {
+            _mm512_castps_pd(_mm512_add_ps(
+                _mm512_unpacklo_ps($a, $b),
+                _mm512_unpackhi_ps($a, $b),
+            ))
+        };
+    }
+    // per 128-bit lane: that lane's sums of rows r..r + 4
+    macro_rules! quad {
+        ($r:expr) => {{
+            let (x, y) = (pair!(v[$r], v[$r + 1]), pair!(v[$r + 2], v[$r + 3]));
+            _mm512_add_ps(
+                _mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)),
+            )
+        }};
+    }
+    // the 128-bit lanes of two vectors of four rows, added by pairs
+    macro_rules! fold {
+        ($x:expr, $y:expr) => {{
+            let (x, y) = ($x, $y);
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0b10_00_10_00>(x, y),
+                _mm512_shuffle_f32x4::<0b11_01_11_01>(x, y),
+            )
+        }};
+    }
+    // SAFETY: register-only.
+    unsafe { fold!(fold!(quad!(0), quad!(4)), fold!(quad!(8), quad!(12))) }
+}
+
+/// `out += Σ_j p[j] · rows[j · d..][..d]`, `d = out.len()`, with the value rows as the
+/// cache stores them: each output lane is one chain of FMAs over `j` in order, as in
+/// [`add_weighted_rows4`].
 ///
 /// # Safety
 /// The CPU has AVX-512 F.
+///
+/// # Panics
+/// Unless `d` is a multiple of 16 and `rows` holds `p.len()` rows.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub unsafe fn add_weighted_rows(p: &[f32], rows: &[f32], out: &mut [f32]) {
+pub unsafe fn add_weighted<T: KeyValue>(p: &[f32], rows: &[T], out: &mut [f32]) {
     let d = out.len();
-    assert!(
-        rows.len() >= p.len() * d,
-        "value block shorter than the weights need"
-    );
-    // SAFETY: loads stay below `p.len() * d` in `rows` and `d` in `out` (whole vectors
-    // of 16 inside the bounds checked above, then a scalar tail).
+    assert!(d.is_multiple_of(16) && rows.len() >= p.len() * d);
+    // SAFETY: as `weighted_columns` needs, checked above.
+    unsafe { weighted_columns(p, rows, d, out, 0) }
+}
+
+/// Columns `c..d` of [`add_weighted`], up to four vectors of 16 at a time.
+///
+/// # Safety
+/// `rows` holds `p.len()` rows of `d` values, `out` holds `d`, and `d - c` is a multiple
+/// of 16.
+#[inline(always)]
+unsafe fn weighted_columns<T: KeyValue>(
+    p: &[f32],
+    rows: &[T],
+    d: usize,
+    out: &mut [f32],
+    mut c: usize,
+) {
+    // SAFETY: loads below `p.len() * d` in `rows` and `d` in `out`: the caller's.
     unsafe {
-        let mut c = 0;
-        while c + 64 <= d {
+        while c < d {
+            let k = ((d - c) / 16).min(4);
             let mut a = [_mm512_setzero_ps(); 4];
-            for k in 0..4 {
-                a[k] = _mm512_loadu_ps(out.as_ptr().add(c + 16 * k));
+            for (i, a) in a.iter_mut().enumerate().take(k) {
+                *a = _mm512_loadu_ps(out.as_ptr().add(c + 16 * i));
             }
             for (j, &x) in p.iter().enumerate() {
                 let x = _mm512_set1_ps(x);
-                for k in 0..4 {
-                    a[k] = _mm512_fmadd_ps(
-                        x,
-                        _mm512_loadu_ps(rows.as_ptr().add(j * d + c + 16 * k)),
-                        a[k],
-                    );
+                for (i, a) in a.iter_mut().enumerate().take(k) {
+                    let v = T::load16(rows.as_ptr().add(j * d + c + 16 * i));
+                    *a = _mm512_fmadd_ps(x, v, *a);
                 }
             }
-            for k in 0..4 {
-                _mm512_storeu_ps(out.as_mut_ptr().add(c + 16 * k), a[k]);
+            for (i, a) in a.iter().enumerate().take(k) {
+                _mm512_storeu_ps(out.as_mut_ptr().add(c + 16 * i), *a);
             }
-            c += 64;
-        }
-        weighted_tail(p, rows, d, &mut out[..], c);
-    }
-}
-
-/// Columns `c..d` of [`add_weighted_rows`] for one row: vectors of 16, then scalars.
-#[inline(always)]
-unsafe fn weighted_tail(p: &[f32], rows: &[f32], d: usize, out: &mut [f32], mut c: usize) {
-    // SAFETY: the callers checked `rows` holds `p.len()` rows of `d`, `out` holds `d`.
-    unsafe {
-        while c + 16 <= d {
-            let mut a = _mm512_loadu_ps(out.as_ptr().add(c));
-            for (j, &x) in p.iter().enumerate() {
-                a = _mm512_fmadd_ps(
-                    _mm512_set1_ps(x),
-                    _mm512_loadu_ps(rows.as_ptr().add(j * d + c)),
-                    a,
-                );
-            }
-            _mm512_storeu_ps(out.as_mut_ptr().add(c), a);
-            c += 16;
-        }
-        while c < d {
-            for (j, &x) in p.iter().enumerate() {
-                out[c] += x * rows[j * d + c];
-            }
-            c += 1;
-        }
-    }
-}
-
-/// Four query rows (`q`: `[4][d]`) against one block of 32 keys stored column-major
-/// (`kt`: `[d][32]`), into `out` (`[4][32]`): each key vector loaded serves four rows,
-/// so the FMAs, not the loads, set the pace. Per row, [`dot_columns`]'s arithmetic.
-///
-/// # Safety
-/// The CPU has AVX-512 F.
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub unsafe fn dot_columns4(q: &[f32], kt: &[f32], out: &mut [f32]) {
-    let d = q.len() / 4;
-    assert!(q.len() == 4 * d && kt.len() >= 32 * d && out.len() >= 128);
-    // SAFETY: loads below `32 * d` in `kt`, `4 * d` in `q`; stores below 128 in `out`.
-    unsafe {
-        // [row][even/odd d][half]; the parity is unrolled so every index is a constant
-        // and the sixteen accumulators stay in registers.
-        let mut a = [[[_mm512_setzero_ps(); 2]; 2]; 4];
-        macro_rules! step {
-            ($i:expr, $parity:expr) => {{
-                let k0 = _mm512_loadu_ps(kt.as_ptr().add(32 * $i));
-                let k1 = _mm512_loadu_ps(kt.as_ptr().add(32 * $i + 16));
-                for r in 0..4 {
-                    let x = _mm512_set1_ps(*q.get_unchecked(r * d + $i));
-                    a[r][$parity][0] = _mm512_fmadd_ps(x, k0, a[r][$parity][0]);
-                    a[r][$parity][1] = _mm512_fmadd_ps(x, k1, a[r][$parity][1]);
-                }
-            }};
-        }
-        let mut i = 0;
-        while i + 2 <= d {
-            step!(i, 0);
-            step!(i + 1, 1);
-            i += 2;
-        }
-        if i < d {
-            step!(i, 0);
-        }
-        for (r, a) in a.iter().enumerate() {
-            for h in 0..2 {
-                _mm512_storeu_ps(
-                    out.as_mut_ptr().add(32 * r + 16 * h),
-                    _mm512_add_ps(a[0][h], a[1][h]),
-                );
-            }
+            c += 16 * k;
         }
     }
 }
 
 /// Four rows of 32 probabilities (`p`: `[4][32]`) times one block of 32 value rows
 /// (`v`: `[32][d]`), added to `out` (`[4][d]`); each value vector loaded serves four rows.
-/// Per row, [`add_weighted_rows`]'s arithmetic.
+/// Per row, [`add_weighted`]'s arithmetic.
 ///
 /// # Safety
 /// The CPU has AVX-512 F.
+///
+/// # Panics
+/// Unless `d` is a multiple of 16 and `v` holds 32 rows of it.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn add_weighted_rows4(p: &[f32], v: &[f32], out: &mut [f32]) {
     let d = out.len() / 4;
-    assert!(out.len() == 4 * d && p.len() >= 128 && v.len() >= 32 * d);
+    assert!(out.len() == 4 * d && d.is_multiple_of(16) && p.len() >= 128 && v.len() >= 32 * d);
     // SAFETY: loads below `32 * d` in `v` and 128 in `p`; `out` accesses below `4 * d`.
     unsafe {
         let mut c = 0;
@@ -210,13 +228,8 @@ pub unsafe fn add_weighted_rows4(p: &[f32], v: &[f32], out: &mut [f32]) {
             c += 64;
         }
         for r in 0..4 {
-            weighted_tail(
-                &p[32 * r..32 * r + 32],
-                &v[..32 * d],
-                d,
-                &mut out[r * d..(r + 1) * d],
-                c,
-            );
+            let (p, out) = (&p[32 * r..32 * r + 32], &mut out[r * d..(r + 1) * d]);
+            weighted_columns(p, &v[..32 * d], d, out, c);
         }
     }
 }

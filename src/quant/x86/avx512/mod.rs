@@ -3,7 +3,6 @@
 pub mod attention;
 mod floats;
 mod kquants;
-pub mod kv_block;
 mod legacy;
 mod packed;
 pub mod quantize;
