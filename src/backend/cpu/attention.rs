@@ -216,8 +216,9 @@ fn chunk_into(part: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, c: usize, s
         while r < rows {
             // Four rows that all see the whole block of decoded values weigh them
             // together, loading each value once for all four.
-            if let (Cached::F32(v), true) = (values, r + 4 <= rows && nb == BLOCK) {
-                if tile.seen(r) >= start + BLOCK {
+            let four = r + 4 <= rows && nb == BLOCK && tile.seen(r) >= start + BLOCK;
+            match values {
+                Cached::F32(v) if four => {
                     let mut scores = [0.0f32; 4 * BLOCK];
                     for (i, scores) in scores.chunks_exact_mut(BLOCK).enumerate() {
                         ops::scores(&s.q[(r + i) * hd..][..hd], keys, scores);
@@ -228,6 +229,7 @@ fn chunk_into(part: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, c: usize, s
                     r += 4;
                     continue;
                 }
+                _ => {}
             }
             let Some(n) = tile.seen(r).checked_sub(start).filter(|&n| n > 0) else {
                 r += 1;
