@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use crate::backend::cpu::ops::{self, Cached};
+use crate::backend::cpu::ops::{self, Cached, KEY_GROUP};
 use crate::quant::{self, GgmlType};
 
 /// How the cache stores keys and values.
@@ -98,6 +98,20 @@ impl Store {
         };
         quant::quantize(ty, src, bytes).expect("rows of whole blocks");
     }
+
+    /// Encodes `src` down a column of a transposed group: value `d` at `at + d ·
+    /// KEY_GROUP` (f32 and f16 keys).
+    fn write_column(&mut self, at: usize, src: &[f32]) {
+        let column = |d: usize| at + d * KEY_GROUP;
+        match self {
+            Store::F32(v) => src.iter().enumerate().for_each(|(d, &x)| v[column(d)] = x),
+            Store::F16(v) => src
+                .iter()
+                .enumerate()
+                .for_each(|(d, &x)| v[column(d)] = half::f16::from_f32(x).to_bits()),
+            Store::Q8_0(_) => unreachable!("Q8_0 keys are rows"),
+        }
+    }
 }
 
 /// The shape of a cache: which positions it holds and how a row splits into heads.
@@ -113,12 +127,32 @@ impl CacheShape {
     fn kv_dim(&self) -> usize {
         self.n_kv_heads * self.head_dim
     }
+
+    /// Where the row of `head` at `pos` starts: values, and Q8_0 keys.
+    fn row_at(&self, head: usize, pos: usize) -> usize {
+        (head * self.n_ctx + pos) * self.head_dim
+    }
+
+    /// Where dimension 0 of the key of `head` at `pos` lies, for keys stored transposed
+    /// (f32 and f16); dimension `d` is `d · KEY_GROUP` further on.
+    fn key_at(&self, head: usize, pos: usize) -> usize {
+        let group = head * self.n_ctx.div_ceil(KEY_GROUP) + pos / KEY_GROUP;
+        group * KEY_GROUP * self.head_dim + pos % KEY_GROUP
+    }
+
+    /// The values one layer's keys take when stored transposed: whole groups.
+    fn key_values(&self) -> usize {
+        self.n_kv_heads * self.n_ctx.next_multiple_of(KEY_GROUP) * self.head_dim
+    }
 }
 
-/// `[n_layers][n_kv_heads][n_ctx][head_dim]` keys and values in `ty`. Each KV head's
-/// positions follow one another, so attention streams a head's keys and values front to
-/// back: with whole rows side by side, a 7B head's next position would be 8 KB further
-/// on, past where the hardware prefetchers look.
+/// One layer's values are `[n_kv_heads][n_ctx][head_dim]`, its keys (f32, f16)
+/// `[n_kv_heads][n_ctx / KEY_GROUP][head_dim][KEY_GROUP]`: each KV head's positions follow
+/// one another, so attention streams a head's keys and values front to back (with whole
+/// rows side by side, a 7B head's next position would be 8 KB further on, past where the
+/// hardware prefetchers look), and keys come sixteen positions to a vector, which is how
+/// the score kernels take them. Q8_0 keys are rows like the values, their blocks running
+/// along the head.
 pub struct KvCache {
     ty: CacheType,
     shape: CacheShape,
@@ -128,16 +162,21 @@ pub struct KvCache {
 
 impl KvCache {
     pub fn new(ty: CacheType, shape: CacheShape) -> KvCache {
-        let layer = || Store::new(ty, shape.n_ctx * shape.kv_dim());
+        let rows = shape.n_ctx * shape.kv_dim();
+        let keys = match ty {
+            CacheType::Q8_0 => rows,
+            CacheType::F32 | CacheType::F16 => shape.key_values(),
+        };
         KvCache {
             ty,
             shape,
-            k: (0..shape.n_layers).map(|_| layer()).collect(),
-            v: (0..shape.n_layers).map(|_| layer()).collect(),
+            k: (0..shape.n_layers).map(|_| Store::new(ty, keys)).collect(),
+            v: (0..shape.n_layers).map(|_| Store::new(ty, rows)).collect(),
         }
     }
 
-    /// The bytes a cache of this shape takes, without making one.
+    /// The bytes a cache of this shape takes, without making one (not counting the last
+    /// group of keys, which rounds the context up to [`KEY_GROUP`] positions).
     pub fn bytes_for(ty: CacheType, n_layers: usize, n_ctx: usize, kv_dim: usize) -> usize {
         2 * n_layers * n_ctx * ty.row_bytes(kv_dim)
     }
@@ -158,20 +197,17 @@ impl KvCache {
     /// Stores the keys and values of positions `pos..pos + n` (`n` rows of `kv_dim`),
     /// each row's heads in their own runs.
     pub fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
-        let CacheShape {
-            n_ctx, head_dim, ..
-        } = self.shape;
-        let kv_dim = self.shape.kv_dim();
-        for (t, (k, v)) in k
-            .chunks_exact(kv_dim)
-            .zip(v.chunks_exact(kv_dim))
-            .enumerate()
-        {
-            let heads = k.chunks_exact(head_dim).zip(v.chunks_exact(head_dim));
+        let s = self.shape;
+        let rows = k.chunks_exact(s.kv_dim()).zip(v.chunks_exact(s.kv_dim()));
+        for (t, (k, v)) in rows.enumerate() {
+            let heads = k.chunks_exact(s.head_dim).zip(v.chunks_exact(s.head_dim));
             for (h, (k, v)) in heads.enumerate() {
-                let at = (h * n_ctx + pos + t) * head_dim;
-                self.k[layer].write(at, k);
-                self.v[layer].write(at, v);
+                let row = s.row_at(h, pos + t);
+                match self.ty {
+                    CacheType::Q8_0 => self.k[layer].write(row, k),
+                    _ => self.k[layer].write_column(s.key_at(h, pos + t), k),
+                }
+                self.v[layer].write(row, v);
             }
         }
     }
@@ -190,15 +226,14 @@ impl KvCache {
             _ => unreachable!("keys and values share a type"),
         };
         KvView {
-            head_dim: self.shape.head_dim,
-            n_ctx: self.shape.n_ctx,
+            shape: self.shape,
             len,
             rows,
         }
     }
 }
 
-/// One layer's cached rows, as stored: every head's run of `n_ctx` positions.
+/// One layer's cache, as stored (see [`KvCache`]).
 #[derive(Clone, Copy)]
 enum Rows<'a> {
     F32 { k: &'a [f32], v: &'a [f32] },
@@ -209,8 +244,7 @@ enum Rows<'a> {
 /// The first `len` positions of one layer's cache.
 #[derive(Clone, Copy)]
 pub struct KvView<'a> {
-    head_dim: usize,
-    n_ctx: usize,
+    shape: CacheShape,
     len: usize,
     rows: Rows<'a>,
 }
@@ -224,55 +258,108 @@ impl KvView<'_> {
         self.len == 0
     }
 
-    /// Where position `pos` of `head` starts, in values; panics past the view's end.
-    fn at(&self, head: usize, pos: usize, n: usize) -> usize {
+    /// Panics unless positions `pos..pos + n` are in the view.
+    fn check(&self, pos: usize, n: usize) {
         assert!(
             pos + n <= self.len,
             "positions {pos}..{} of {}",
             pos + n,
             self.len
         );
-        (head * self.n_ctx + pos) * self.head_dim
     }
 
     /// The keys of `head` at positions `start..start + out.len() / head_dim`, as f32, a
     /// row after another.
     pub fn keys(&self, head: usize, start: usize, out: &mut [f32]) {
-        self.read(true, head, start, out)
+        let hd = self.shape.head_dim;
+        let n = out.len() / hd;
+        self.check(start, n);
+        let gather = |out: &mut [f32], x: &dyn Fn(usize) -> f32| {
+            for (j, row) in out.chunks_exact_mut(hd).enumerate() {
+                let at = self.shape.key_at(head, start + j);
+                for (d, o) in row.iter_mut().enumerate() {
+                    *o = x(at + d * KEY_GROUP);
+                }
+            }
+        };
+        match self.rows {
+            Rows::F32 { k, .. } => gather(out, &|i| k[i]),
+            Rows::F16 { k, .. } => gather(out, &|i| half::f16::from_bits(k[i]).to_f32()),
+            Rows::Q8_0 { k, .. } => self.read_q8_0(k, head, start, out),
+        }
     }
 
     /// The values of `head` at positions `start..start + out.len() / head_dim`.
     pub fn values(&self, head: usize, start: usize, out: &mut [f32]) {
-        self.read(false, head, start, out)
+        let n = out.len() / self.shape.head_dim;
+        self.check(start, n);
+        let at = self.shape.row_at(head, start);
+        let end = at + out.len();
+        match self.rows {
+            Rows::F32 { v, .. } => out.copy_from_slice(&v[at..end]),
+            Rows::F16 { v, .. } => ops::f16_to_f32(&v[at..end], out),
+            Rows::Q8_0 { v, .. } => self.read_q8_0(v, head, start, out),
+        }
     }
 
-    /// The keys and values of `head` at positions `start..start + n` as stored, for
-    /// kernels that read them so; `None` for a Q8_0 cache, whose rows are decoded first.
-    pub fn rows(&self, head: usize, start: usize, n: usize) -> Option<(Cached<'_>, Cached<'_>)> {
-        let at = self.at(head, start, n);
-        let end = at + n * self.head_dim;
+    /// The keys of `head` at positions `start..start + n` (`start` a multiple of
+    /// [`KEY_GROUP`]) as f32 groups, transposed as the score kernels take them, into
+    /// `kt` (`n.div_ceil(KEY_GROUP)` groups); `rows` is scratch of `n` rows. Lanes past
+    /// `n` in the last group are left finite.
+    pub fn keys_t(
+        &self,
+        head: usize,
+        (start, n): (usize, usize),
+        kt: &mut [f32],
+        rows: &mut [f32],
+    ) {
+        let hd = self.shape.head_dim;
+        self.check(start, n);
+        assert!(start.is_multiple_of(KEY_GROUP), "a group starts at {start}");
+        let at = self.shape.key_at(head, start);
+        let len = n.div_ceil(KEY_GROUP) * KEY_GROUP * hd;
+        let kt = &mut kt[..len];
         match self.rows {
-            Rows::F32 { k, v } => Some((Cached::F32(&k[at..end]), Cached::F32(&v[at..end]))),
-            Rows::F16 { k, v } => Some((Cached::F16(&k[at..end]), Cached::F16(&v[at..end]))),
+            Rows::F32 { k, .. } => kt.copy_from_slice(&k[at..at + len]),
+            Rows::F16 { k, .. } => ops::f16_to_f32(&k[at..at + len], kt),
+            Rows::Q8_0 { k, .. } => {
+                let rows = &mut rows[..n * hd];
+                self.read_q8_0(k, head, start, rows);
+                kt.fill(0.0);
+                for (j, row) in rows.chunks_exact(hd).enumerate() {
+                    let group = &mut kt[j / KEY_GROUP * KEY_GROUP * hd..];
+                    for (d, &x) in row.iter().enumerate() {
+                        group[d * KEY_GROUP + j % KEY_GROUP] = x;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The keys (as whole groups, transposed) and values (rows) of `head` at positions
+    /// `start..start + n` as stored, `start` a multiple of [`KEY_GROUP`], for kernels
+    /// that read them so; `None` for a Q8_0 cache, which is decoded first.
+    pub fn rows(&self, head: usize, start: usize, n: usize) -> Option<(Cached<'_>, Cached<'_>)> {
+        self.check(start, n);
+        assert!(start.is_multiple_of(KEY_GROUP), "a group starts at {start}");
+        let at = self.shape.key_at(head, start);
+        let keys = at..at + n.div_ceil(KEY_GROUP) * KEY_GROUP * self.shape.head_dim;
+        let row = self.shape.row_at(head, start);
+        let values = row..row + n * self.shape.head_dim;
+        match self.rows {
+            Rows::F32 { k, v } => Some((Cached::F32(&k[keys]), Cached::F32(&v[values]))),
+            Rows::F16 { k, v } => Some((Cached::F16(&k[keys]), Cached::F16(&v[values]))),
             Rows::Q8_0 { .. } => None,
         }
     }
 
-    fn read(&self, key: bool, head: usize, start: usize, out: &mut [f32]) {
-        let n = out.len() / self.head_dim;
-        debug_assert_eq!(out.len(), n * self.head_dim, "whole rows");
-        let at = self.at(head, start, n);
-        let end = at + out.len();
-        match self.rows {
-            Rows::F32 { k, v } => out.copy_from_slice(&(if key { k } else { v })[at..end]),
-            Rows::F16 { k, v } => ops::f16_to_f32(&(if key { k } else { v })[at..end], out),
-            Rows::Q8_0 { k, v } => {
-                // Rows are whole blocks (checked when the session is made).
-                let block = GgmlType::Q8_0.block_bytes();
-                let src = &(if key { k } else { v })[at / 32 * block..end / 32 * block];
-                quant::dequantize(GgmlType::Q8_0, src, out).expect("whole blocks");
-            }
-        }
+    /// Rows of `head` from `start` out of Q8_0 blocks.
+    fn read_q8_0(&self, src: &[u8], head: usize, start: usize, out: &mut [f32]) {
+        // Rows are whole blocks (checked when the session is made).
+        let block = GgmlType::Q8_0.block_bytes();
+        let at = self.shape.row_at(head, start);
+        let src = &src[at / 32 * block..(at + out.len()) / 32 * block];
+        quant::dequantize(GgmlType::Q8_0, src, out).expect("whole blocks");
     }
 }
 
@@ -309,7 +396,6 @@ mod tests {
                 view.keys(head, 2, &mut rows);
                 let mut values = vec![0.0; 3 * head_dim];
                 view.values(head, 2, &mut values);
-                let decoded_values = values.clone();
                 for (t, (key, value)) in rows
                     .chunks(head_dim)
                     .zip(values.chunks(head_dim))
@@ -326,19 +412,35 @@ mod tests {
                         );
                     }
                 }
-                // As stored, where the kernels read the rows so.
-                if let Some((keys, values)) = view.rows(head, 2, 3) {
-                    let mut got = vec![0.0; 3 * head_dim];
+                // Positions 0..5, transposed as the score kernels take them, and as
+                // stored where the kernels read them so.
+                let mut all = vec![0.0; 5 * head_dim];
+                view.keys(head, 0, &mut all);
+                let mut all_values = vec![0.0; 5 * head_dim];
+                view.values(head, 0, &mut all_values);
+                let mut kt = vec![f32::NAN; KEY_GROUP * head_dim];
+                view.keys_t(head, (0, 5), &mut kt, &mut vec![0.0; 5 * head_dim]);
+                let lanes = |kt: &[f32]| -> Vec<f32> {
+                    (0..5)
+                        .flat_map(|j| (0..head_dim).map(move |d| (j, d)))
+                        .map(|(j, d)| kt[d * KEY_GROUP + j])
+                        .collect()
+                };
+                assert_eq!(lanes(&kt), all, "{ty} head {head}: keys transposed");
+                assert!(kt.iter().all(|x| x.is_finite()), "{ty}: lanes past the run");
+                if let Some((keys, values)) = view.rows(head, 0, 5) {
+                    let mut got = vec![0.0; KEY_GROUP * head_dim];
                     match keys {
                         Cached::F32(k) => got.copy_from_slice(k),
                         Cached::F16(k) => ops::f16_to_f32(k, &mut got),
                     }
-                    assert_eq!(got, rows, "{ty} head {head}: keys as stored");
+                    assert_eq!(lanes(&got), all, "{ty} head {head}: keys as stored");
+                    let mut got = vec![0.0; 5 * head_dim];
                     match values {
                         Cached::F32(v) => got.copy_from_slice(v),
                         Cached::F16(v) => ops::f16_to_f32(v, &mut got),
                     }
-                    assert_eq!(got, decoded_values, "{ty} head {head}: values as stored");
+                    assert_eq!(got, all_values, "{ty} head {head}: values as stored");
                 } else {
                     assert_eq!(ty, CacheType::Q8_0);
                 }

@@ -7,9 +7,10 @@
 //! consecutive tokens. A tile of a few rows (one token's query heads) reads each block
 //! of cached keys and values as stored, converting f16 as it loads, so generation
 //! streams the cache once and writes nothing in between; a bigger tile (a batch's)
-//! decodes the block to f32 once and every row reads it from L1. A row's score is summed
-//! along the head and its weighted values in position order either way, with the same
-//! bits.
+//! decodes the block to f32 once and every row reads it from L1. Keys come transposed
+//! (sixteen positions to a vector, as the cache keeps them), so a row's scores need
+//! neither a transposition nor a sum across lanes; the kernels give a row the same bits
+//! from either kind of tile.
 //!
 //! A tile's positions come in chunks of [`CHUNK`] whose softmax parts merge in order:
 //! one token's attention over a long context can then be spread over threads, chunk by
@@ -17,7 +18,7 @@
 
 use crate::model::kv_cache::KvView;
 
-use super::ops::{self, Cached};
+use super::ops::{self, Cached, KEY_GROUP};
 
 /// Positions scored together: enough to amortize the rescaling, small enough that a
 /// block of keys and one of values stay in L1.
@@ -29,7 +30,7 @@ pub const BLOCK: usize = 32;
 /// attention keeps the same bits; a multiple of [`BLOCK`], so that only a context's last
 /// block is ever partial.
 pub const CHUNK: usize = 512;
-const _: () = assert!(CHUNK.is_multiple_of(BLOCK));
+const _: () = assert!(CHUNK.is_multiple_of(BLOCK) && BLOCK.is_multiple_of(KEY_GROUP));
 
 /// Rows of a tile from which a block of keys and values is decoded once for all of them
 /// rather than converted as each row reads it.
@@ -41,9 +42,10 @@ const DECODE_AT: usize = 4;
 struct Blocks {
     /// `[rows][head_dim]` the tile's queries, pre-scaled by 1/sqrt(head_dim)
     q: Vec<f32>,
-    /// `[BLOCK][head_dim]` one block of keys and one of values, decoded, for tiles
-    /// that decode them
-    k: Vec<f32>,
+    /// one block of keys, decoded, as transposed groups (`[BLOCK / KEY_GROUP][head_dim]
+    /// [KEY_GROUP]`), for tiles that decode them
+    kt: Vec<f32>,
+    /// `[BLOCK][head_dim]` one block of values, decoded, likewise
     v: Vec<f32>,
 }
 
@@ -183,7 +185,7 @@ fn chunk_into(part: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, c: usize, s
     let hd = tile.head_dim;
     let rows = part.len() / (hd + 2);
     grow(&mut s.q, rows * hd);
-    grow(&mut s.k, BLOCK * hd);
+    grow(&mut s.kt, BLOCK * hd);
     grow(&mut s.v, BLOCK * hd);
     let scale = 1.0 / (hd as f32).sqrt();
     for (r, sq) in s.q.chunks_mut(hd).take(rows).enumerate() {
@@ -208,20 +210,22 @@ fn chunk_into(part: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, c: usize, s
             .then(|| kv.rows(tile.kv_head, start, nb))
             .flatten();
         let (keys, values) = stored.unwrap_or_else(|| {
-            kv.keys(tile.kv_head, start, &mut s.k[..len]);
+            // (The value block is the scratch Q8_0 keys decode through.)
+            kv.keys_t(tile.kv_head, (start, nb), &mut s.kt, &mut s.v);
             kv.values(tile.kv_head, start, &mut s.v[..len]);
-            (Cached::F32(&s.k[..len]), Cached::F32(&s.v[..len]))
+            (Cached::F32(&s.kt), Cached::F32(&s.v[..len]))
         });
         let mut r = 0;
         while r < rows {
-            // Four rows that all see the whole block of decoded values weigh them
-            // together, loading each value once for all four.
+            // Four rows that all see the whole block of decoded keys and values go
+            // through the four-row kernels, which load each key and value once for all
+            // four.
             let four = r + 4 <= rows && nb == BLOCK && tile.seen(r) >= start + BLOCK;
             match values {
                 Cached::F32(v) if four => {
                     let mut scores = [0.0f32; 4 * BLOCK];
+                    ops::scores4(&s.q[r * hd..(r + 4) * hd], keys, &mut scores);
                     for (i, scores) in scores.chunks_exact_mut(BLOCK).enumerate() {
-                        ops::scores(&s.q[(r + i) * hd..][..hd], keys, scores);
                         let o = &mut out[(r + i) * hd..(r + i + 1) * hd];
                         softmax_step(scores, &mut max[r + i], &mut sum[r + i], o);
                     }
@@ -238,7 +242,7 @@ fn chunk_into(part: &mut [f32], q: &[f32], kv: &KvView, tile: &Tile, c: usize, s
             let n = n.min(nb);
             let mut scores = [0.0f32; BLOCK];
             let scores = &mut scores[..n];
-            ops::scores(&s.q[r * hd..(r + 1) * hd], keys.first(n * hd), scores);
+            ops::scores(&s.q[r * hd..(r + 1) * hd], keys, scores);
             let o = &mut out[r * hd..(r + 1) * hd];
             softmax_step(scores, &mut max[r], &mut sum[r], o);
             ops::add_weighted(scores, values.first(n * hd), o);

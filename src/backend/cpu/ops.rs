@@ -102,6 +102,10 @@ pub fn axpy_f16(a: f32, x: &[u16], y: &mut [f32]) {
     dispatch!(axpy_f16(a, x, y), scalar::axpy_f16(a, x, y))
 }
 
+/// Positions whose keys a KV cache stores together, transposed (`[head dim][KEY_GROUP]`),
+/// so that a vector of them is sixteen positions' values of one dimension.
+pub const KEY_GROUP: usize = 16;
+
 /// Keys or values of one KV head for a run of positions, as the cache stores them: what
 /// the attention kernels read without decoding first.
 #[derive(Clone, Copy)]
@@ -172,15 +176,37 @@ fn f16_bits_to_f32(h: u16) -> f32 {
     half::f16::from_bits(h).to_f32()
 }
 
-/// `out[j] = q · keys[j]`, the keys of a run of `out.len()` positions (rows of
-/// `q.len()`). Each path sums a position the same way wherever it falls in the run and
-/// whether its key is f16 or f32 (f16 converts exactly): a token's scores have the same
-/// bits from the cache's rows as from rows decoded first.
-pub fn scores(q: &[f32], keys: Cached, out: &mut [f32]) {
-    cached_simd!(scores(q, keys, out), q.len());
-    match keys {
+/// `out[j] = q · key j`, with the keys of a run of `out.len()` positions stored
+/// transposed in groups of [`KEY_GROUP`] (`kt`: `[group][q.len()][KEY_GROUP]`; a last
+/// group's lanes past the run are ignored). Each path sums a position the same way in
+/// every group and whether its key is f16 or f32 (f16 converts exactly): a token's
+/// scores have the same bits from the cache's keys as from keys decoded first.
+pub fn scores(q: &[f32], kt: Cached, out: &mut [f32]) {
+    cached_simd!(scores(q, kt, out), KEY_GROUP);
+    match kt {
         Cached::F32(k) => scalar::scores(q, k, out, |x| x),
         Cached::F16(k) => scalar::scores(q, k, out, f16_bits_to_f32),
+    }
+}
+
+/// [`scores`] of four queries (`q`: `[4][hd]`) against the same keys, into `out`
+/// (`[4][n]`), each row with [`scores`]' bits.
+pub fn scores4(q: &[f32], kt: Cached, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if kernels().path == Path::Avx512 {
+        use crate::quant::x86::avx512::attention::scores4;
+        // SAFETY: the AVX-512 path is only chosen on a CPU that has it; the kernel checks
+        // the lengths.
+        return unsafe {
+            match kt {
+                Cached::F32(k) => scores4(q, k, out),
+                Cached::F16(k) => scores4(q, k, out),
+            }
+        };
+    }
+    let (hd, n) = (q.len() / 4, out.len() / 4);
+    for (q, out) in q.chunks_exact(hd).zip(out.chunks_exact_mut(n)) {
+        scores(q, kt, out);
     }
 }
 
@@ -245,6 +271,8 @@ pub fn softmax(x: &mut [f32]) {
 
 /// The reference loops.
 pub mod scalar {
+    use super::KEY_GROUP;
+
     pub fn sum_sq(x: &[f32]) -> f32 {
         x.iter().map(|v| v * v).sum()
     }
@@ -312,9 +340,16 @@ pub mod scalar {
         }
     }
 
-    pub fn scores<T: Copy>(q: &[f32], keys: &[T], out: &mut [f32], f32_of: impl Fn(T) -> f32) {
-        for (o, key) in out.iter_mut().zip(keys.chunks_exact(q.len())) {
-            *o = q.iter().zip(key).map(|(&a, &b)| a * f32_of(b)).sum();
+    /// Each position's head in four chains (`d % 4`), as the vector kernels sum it.
+    pub fn scores<T: Copy>(q: &[f32], kt: &[T], out: &mut [f32], f32_of: impl Fn(T) -> f32) {
+        let hd = q.len();
+        for (j, o) in out.iter_mut().enumerate() {
+            let group = &kt[j / KEY_GROUP * KEY_GROUP * hd..];
+            let mut c = [0.0f32; 4];
+            for (d, &x) in q.iter().enumerate() {
+                c[d % 4] += x * f32_of(group[d * KEY_GROUP + j % KEY_GROUP]);
+            }
+            *o = (c[0] + c[1]) + (c[2] + c[3]);
         }
     }
 
@@ -431,7 +466,7 @@ mod tests {
     type Scores<T> = unsafe fn(&[f32], &[T], &mut [f32]);
 
     /// One path's attention kernels, for f32 and f16 rows, and the multiple of the head
-    /// length they take.
+    /// length its weighting takes.
     struct AttnKernels {
         name: &'static str,
         multiple: usize,
@@ -490,16 +525,13 @@ mod tests {
     }
 
     /// Each path's scores and weighted values against the plain loops, over head lengths
-    /// and runs around the vector sizes; f16 rows give the bits of the same rows as f32,
-    /// and a position's score does not depend on where the run starts.
+    /// and runs around the vector sizes; f16 keys and rows give the bits of the same ones
+    /// as f32, and a position's score does not depend on the run's length.
     #[test]
     fn attention_kernels_match_the_scalar_loops() {
         let value = |i: usize| ((i * 7919 % 1009) as f32 / 504.5 - 1.0) * 1.7;
         for k in attention_kernels() {
-            for hd in [8usize, 16, 24, 64, 80, 96, 128, 256, 7] {
-                if !hd.is_multiple_of(k.multiple) {
-                    continue;
-                }
+            for hd in [8usize, 16, 24, 64, 80, 96, 128, 256, 7, 6, 5] {
                 for n in [1, 5, 8, 16, 17, 31, 32] {
                     let name = format!("{} hd {hd} n {n}", k.name);
                     let q: Vec<f32> = (0..hd).map(|i| value(i + 11)).collect();
@@ -507,37 +539,51 @@ mod tests {
                     let rows: Vec<f32> = (0..n * hd)
                         .map(|i| half::f16::from_f32(value(i)).to_f32())
                         .collect();
-                    let bits: Vec<u16> = rows
-                        .iter()
-                        .map(|&x| half::f16::from_f32(x).to_bits())
+                    let to_bits = |x: &[f32]| -> Vec<u16> {
+                        x.iter()
+                            .map(|&x| half::f16::from_f32(x).to_bits())
+                            .collect()
+                    };
+                    // the keys transposed in groups; lanes past the run hold other values
+                    let groups = n.div_ceil(KEY_GROUP);
+                    let mut kt: Vec<f32> = (0..groups * KEY_GROUP * hd)
+                        .map(|i| half::f16::from_f32(value(i + 5)).to_f32())
                         .collect();
+                    for (j, row) in rows.chunks_exact(hd).enumerate() {
+                        let group = &mut kt[j / KEY_GROUP * KEY_GROUP * hd..];
+                        for (d, &x) in row.iter().enumerate() {
+                            group[d * KEY_GROUP + j % KEY_GROUP] = x;
+                        }
+                    }
 
                     let (mut f, mut h, mut g) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
                     // SAFETY: the CPU has the path's features; the lengths suit it.
-                    unsafe { (k.scores.0)(&q, &rows, &mut f) };
+                    unsafe { (k.scores.0)(&q, &kt, &mut f) };
                     // SAFETY: as above.
-                    unsafe { (k.scores.1)(&q, &bits, &mut h) };
-                    scalar::scores(&q, &rows, &mut g, |x| x);
-                    assert_eq!(f, h, "{name}: scores of f16 rows differ from f32");
+                    unsafe { (k.scores.1)(&q, &to_bits(&kt), &mut h) };
+                    scalar::scores(&q, &kt, &mut g, |x| x);
+                    assert_eq!(f, h, "{name}: scores of f16 keys differ from f32");
                     for (j, (x, y)) in f.iter().zip(&g).enumerate() {
                         let key = &rows[j * hd..][..hd];
                         let abs: f32 = q.iter().zip(key).map(|(a, b)| (a * b).abs()).sum();
                         assert!((x - y).abs() <= 1e-6 * abs.max(1.0), "{name} scores");
                     }
-                    if n > 3 {
-                        let mut tail = vec![0.0; n - 3];
-                        // SAFETY: as above.
-                        unsafe { (k.scores.0)(&q, &rows[3 * hd..], &mut tail) };
-                        assert_eq!(tail, f[3..], "{name}: a score moved with its run");
-                    }
+                    // A shorter run: the same bits for the positions it keeps.
+                    let mut first = vec![0.0; n.div_ceil(2)];
+                    // SAFETY: as above.
+                    unsafe { (k.scores.0)(&q, &kt, &mut first) };
+                    assert_eq!(first, f[..first.len()], "{name}: a score moved");
 
+                    if !hd.is_multiple_of(k.multiple) {
+                        continue;
+                    }
                     let p: Vec<f32> = (0..n).map(|i| value(i + 9).abs()).collect();
                     let init: Vec<f32> = (0..hd).map(|i| value(i + 3)).collect();
                     let (mut f, mut h, mut g) = (init.clone(), init.clone(), init.clone());
                     // SAFETY: as above.
                     unsafe { (k.weighted.0)(&p, &rows, &mut f) };
                     // SAFETY: as above.
-                    unsafe { (k.weighted.1)(&p, &bits, &mut h) };
+                    unsafe { (k.weighted.1)(&p, &to_bits(&rows), &mut h) };
                     scalar::add_weighted(&p, &rows, &mut g, |x| x);
                     assert_eq!(f, h, "{name}: weighted f16 rows differ from f32");
                     for (c, (x, y)) in f.iter().zip(&g).enumerate() {
@@ -547,6 +593,27 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Four queries' scores in one call have each row's bits from [`scores`] alone.
+    #[test]
+    fn four_rows_score_like_one() {
+        let value = |i: usize| ((i * 7919 % 1009) as f32 / 504.5 - 1.0) * 1.1;
+        for (hd, n) in [(64, 32usize), (128, 32), (7, 17), (80, 5)] {
+            let q: Vec<f32> = (0..4 * hd).map(|i| value(i + 1)).collect();
+            let kt: Vec<f32> = (0..n.div_ceil(KEY_GROUP) * KEY_GROUP * hd)
+                .map(value)
+                .collect();
+            let (mut f, mut g) = (vec![0.0; 4 * n], vec![0.0; 4 * n]);
+            scores4(&q, Cached::F32(&kt), &mut f);
+            for r in 0..4 {
+                scores(&q[r * hd..][..hd], Cached::F32(&kt), &mut g[r * n..][..n]);
+            }
+            assert_eq!(
+                f, g,
+                "hd {hd} n {n}: four rows differ from single-row calls"
+            );
         }
     }
 

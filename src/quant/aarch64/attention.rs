@@ -1,6 +1,10 @@
 //! The inner loops of attention with NEON: a query's scores against a block of cached
-//! keys, and the block's values weighted by the probabilities, both reading the cache's
-//! rows as stored (f32, or f16 converted as they are loaded).
+//! keys (stored transposed, sixteen positions to a group), and the block's values
+//! weighted by the probabilities, both reading the cache as stored (f32, or f16
+//! converted as it is loaded).
+
+// Accumulators indexed by register number read clearer than zipped iterators.
+#![allow(clippy::needless_range_loop)]
 
 use std::arch::aarch64::*;
 
@@ -30,31 +34,41 @@ impl CachedValue for u16 {
     }
 }
 
-/// `out[j] = Σ_d q[d] · keys[j · hd + d]` for `j < out.len()`, `hd = q.len()`: each
-/// position summed in two vectors of four lanes along the head (even and odd steps),
-/// then across them. A position's arithmetic does not depend on the element type (f16
-/// converts exactly) or on its place in `out`.
+/// `out[j] = Σ_d q[d] · kt[g][d][j % 16]` for `j < out.len()`, `g = j / 16`, `hd =
+/// q.len()`: keys stored transposed in groups of sixteen positions (`[hd][16]` each), a
+/// position to a lane, in four vectors of four. Each lane sums the head in four chains
+/// (`d % 4`), added as `(c0 + c1) + (c2 + c3)`, the same for f16 or f32 keys.
 ///
 /// # Safety
 /// NEON.
 ///
 /// # Panics
-/// Unless `hd` is a multiple of 8 and `keys` holds `out.len()` rows.
+/// Unless `kt` holds `out.len().div_ceil(16)` groups.
 #[target_feature(enable = "neon")]
-pub unsafe fn scores<T: CachedValue>(q: &[f32], keys: &[T], out: &mut [f32]) {
-    let hd = q.len();
-    assert!(hd.is_multiple_of(8) && keys.len() >= out.len() * hd);
-    // SAFETY: loads below `hd` in `q` and `out.len() * hd` in `keys`, checked above.
+pub unsafe fn scores<T: CachedValue>(q: &[f32], kt: &[T], out: &mut [f32]) {
+    let (hd, n) = (q.len(), out.len());
+    assert!(kt.len() >= n.div_ceil(16) * 16 * hd);
+    // SAFETY: groups below n.div_ceil(16) of hd rows of 16, checked above; only the
+    // lanes below n are kept.
     unsafe {
-        for (j, o) in out.iter_mut().enumerate() {
-            let row = keys.as_ptr().add(j * hd);
-            let (mut even, mut odd) = (vdupq_n_f32(0.0), vdupq_n_f32(0.0));
-            for d in (0..hd).step_by(8) {
-                even = vfmaq_f32(even, vld1q_f32(q.as_ptr().add(d)), T::load4(row.add(d)));
-                let (qd, kd) = (q.as_ptr().add(d + 4), row.add(d + 4));
-                odd = vfmaq_f32(odd, vld1q_f32(qd), T::load4(kd));
+        for j0 in (0..n).step_by(16) {
+            let group = kt.as_ptr().add(j0 * hd);
+            // [chain][quarter]
+            let mut c = [[vdupq_n_f32(0.0); 4]; 4];
+            for d in 0..hd {
+                let x = *q.get_unchecked(d);
+                for h in 0..4 {
+                    let k = T::load4(group.add(16 * d + 4 * h));
+                    c[d % 4][h] = vfmaq_n_f32(c[d % 4][h], k, x);
+                }
             }
-            *o = vaddvq_f32(vaddq_f32(even, odd));
+            let mut sums = [0.0f32; 16];
+            for h in 0..4 {
+                let s = vaddq_f32(vaddq_f32(c[0][h], c[1][h]), vaddq_f32(c[2][h], c[3][h]));
+                vst1q_f32(sums.as_mut_ptr().add(4 * h), s);
+            }
+            let left = (n - j0).min(16);
+            out[j0..j0 + left].copy_from_slice(&sums[..left]);
         }
     }
 }

@@ -1,77 +1,75 @@
 //! The inner loops of attention with AVX2: a query's scores against a block of cached
-//! keys, and the block's values weighted by the probabilities, both reading the cache's
-//! rows as stored (f32, or f16 converted as they are loaded).
+//! keys (stored transposed, sixteen positions to a group), and the block's values
+//! weighted by the probabilities, both reading the cache as stored (f32, or f16
+//! converted as it is loaded).
+
+// Accumulators indexed by register number read clearer than zipped iterators.
+#![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
 
 use crate::quant::x86::kv_value::KeyValue;
 
-/// `out[j] = Σ_d q[d] · keys[j · hd + d]` for `j < out.len()`, `hd = q.len()`: eight
-/// positions at a time, each summed in eight lanes along the head, then the eight
-/// positions' lanes folded together. A position's arithmetic is the same wherever it
-/// falls in `out` and whether the keys are f16 or f32 (f16 converts exactly).
+/// `out[j] = Σ_d q[d] · kt[g][d][j % 16]` for `j < out.len()`, `g = j / 16`, `hd =
+/// q.len()`: keys stored transposed in groups of sixteen positions (`[hd][16]` each), a
+/// position to a lane, in two vectors of eight. Each lane sums the head in four chains
+/// (`d % 4`), added as `(c0 + c1) + (c2 + c3)`, the same for f16 or f32 keys.
 ///
 /// # Safety
 /// The CPU has AVX2, FMA and F16C.
 ///
 /// # Panics
-/// Unless `out` is not empty, `hd` is a multiple of 8 and `keys` holds `out.len()` rows.
+/// Unless `kt` holds `out.len().div_ceil(16)` groups.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn scores<T: KeyValue>(q: &[f32], keys: &[T], out: &mut [f32]) {
+pub unsafe fn scores<T: KeyValue>(q: &[f32], kt: &[T], out: &mut [f32]) {
     let (hd, n) = (q.len(), out.len());
-    assert!(n >= 1 && hd.is_multiple_of(8) && keys.len() >= n * hd);
-    // SAFETY: rows are clamped to n - 1 and dimensions stay below hd, within the lengths
-    // checked above; only the first n - j0 sums of a group are kept.
+    assert!(kt.len() >= n.div_ceil(16) * 16 * hd);
+    // SAFETY: groups below n.div_ceil(16) of hd rows of 16, checked above; only the
+    // lanes below n are kept.
     unsafe {
-        for j0 in (0..n).step_by(8) {
-            let mut p = [_mm256_setzero_ps(); 8];
-            for d in (0..hd).step_by(8) {
-                let qv = _mm256_loadu_ps(q.as_ptr().add(d));
-                for (i, p) in p.iter_mut().enumerate() {
-                    let row = (j0 + i).min(n - 1);
-                    *p = _mm256_fmadd_ps(qv, T::load8(keys.as_ptr().add(row * hd + d)), *p);
-                }
+        for j0 in (0..n).step_by(16) {
+            let group = kt.as_ptr().add(j0 * hd);
+            // [chain][half]
+            let mut c = [[_mm256_setzero_ps(); 2]; 4];
+            // A macro, not a closure, so that the intrinsics inherit the target features.
+            macro_rules! step {
+                ($d:expr, $chain:expr) => {{
+                    let x = _mm256_set1_ps(*q.get_unchecked($d));
+                    for h in 0..2 {
+                        let k = T::load8(group.add(16 * $d + 8 * h));
+                        c[$chain][h] = _mm256_fmadd_ps(x, k, c[$chain][h]);
+                    }
+                }};
             }
-            let mut sums = [0.0f32; 8];
-            _mm256_storeu_ps(sums.as_mut_ptr(), lane_sums8(&p));
-            let left = (n - j0).min(8);
+            let mut d = 0;
+            while d + 4 <= hd {
+                step!(d, 0);
+                step!(d + 1, 1);
+                step!(d + 2, 2);
+                step!(d + 3, 3);
+                d += 4;
+            }
+            // the head's last values, when its length is not a multiple of four
+            if d < hd {
+                step!(d, 0);
+            }
+            if d + 1 < hd {
+                step!(d + 1, 1);
+            }
+            if d + 2 < hd {
+                step!(d + 2, 2);
+            }
+            let mut sums = [0.0f32; 16];
+            for h in 0..2 {
+                let s = _mm256_add_ps(
+                    _mm256_add_ps(c[0][h], c[1][h]),
+                    _mm256_add_ps(c[2][h], c[3][h]),
+                );
+                _mm256_storeu_ps(sums.as_mut_ptr().add(8 * h), s);
+            }
+            let left = (n - j0).min(16);
             out[j0..j0 + left].copy_from_slice(&sums[..left]);
         }
-    }
-}
-
-/// Lane `r` of the result: the sum of the lanes of `v[r]`, folded in pairs, quads, then
-/// the two 128-bit lanes.
-#[inline(always)]
-unsafe fn lane_sums8(v: &[__m256; 8]) -> __m256 {
-    // Macros, not closures: a closure would not inherit the caller's target features, and
-    // its intrinsics would become calls.
-    // per 128-bit lane: [a0 + a2, b0 + b2, a1 + a3, b1 + b3]
-    macro_rules! pair {
-        ($a:expr, $b:expr) => {
-            _mm256_castps_pd(_mm256_add_ps(
-                _mm256_unpacklo_ps($a, $b),
-                _mm256_unpackhi_ps($a, $b),
-            ))
-        };
-    }
-    // per 128-bit lane: that lane's sums of rows r..r + 4
-    macro_rules! quad {
-        ($r:expr) => {{
-            let (x, y) = (pair!(v[$r], v[$r + 1]), pair!(v[$r + 2], v[$r + 3]));
-            _mm256_add_ps(
-                _mm256_castpd_ps(_mm256_unpacklo_pd(x, y)),
-                _mm256_castpd_ps(_mm256_unpackhi_pd(x, y)),
-            )
-        }};
-    }
-    // SAFETY: register-only.
-    unsafe {
-        let (x, y) = (quad!(0), quad!(4));
-        _mm256_add_ps(
-            _mm256_permute2f128_ps::<0x20>(x, y),
-            _mm256_permute2f128_ps::<0x31>(x, y),
-        )
     }
 }
 

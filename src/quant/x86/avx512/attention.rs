@@ -1,7 +1,8 @@
 //! The inner loops of attention at full AVX-512 width: a query's scores against a block
-//! of cached keys, and the block's values weighted by the probabilities, both reading
-//! the cache's rows as stored (f32, or f16 converted as they are loaded), so one token's
-//! attention streams the cache once with nothing written in between.
+//! of cached keys (stored transposed, sixteen positions to a vector), and the block's
+//! values weighted by the probabilities, both reading the cache as stored (f32, or f16
+//! converted as it is loaded), so one token's attention streams the cache once with
+//! nothing written in between.
 
 // Accumulators indexed by register number read clearer than zipped iterators.
 #![allow(clippy::needless_range_loop)]
@@ -11,122 +12,123 @@ use std::arch::x86_64::*;
 use crate::quant::exp_poly;
 use crate::quant::x86::kv_value::KeyValue;
 
-/// `out[j] = Σ_d q[d] · keys[j · hd + d]` for `j < out.len()`, `hd = q.len()`: sixteen
-/// positions at a time, each summed in sixteen lanes along the head, then the sixteen
-/// positions' lanes folded together ([`lane_sums16`]). A position's arithmetic is the
-/// same wherever it falls in `out` and whether the keys are f16 or f32 (f16 converts
-/// exactly), so a query's scores have the same bits from the cache's rows as from rows
-/// decoded first.
+/// `out[j] = Σ_d q[d] · kt[g][d][j % 16]` for `j < out.len()`, `g = j / 16`, `hd =
+/// q.len()`: keys stored transposed in groups of sixteen positions (`[hd][16]` each), so
+/// each lane is a position. Each lane sums the head in four chains (`d % 4`), added as
+/// `(c0 + c1) + (c2 + c3)`: a position's arithmetic is the same in every group, in
+/// [`scores4`], and for f16 or f32 keys (f16 converts exactly).
 ///
 /// # Safety
 /// The CPU has AVX-512 F.
 ///
 /// # Panics
-/// Unless `out` is not empty, `hd` is a multiple of 16 and `keys` holds `out.len()` rows.
+/// Unless `kt` holds `out.len().div_ceil(16)` groups.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub unsafe fn scores<T: KeyValue>(q: &[f32], keys: &[T], out: &mut [f32]) {
+pub unsafe fn scores<T: KeyValue>(q: &[f32], kt: &[T], out: &mut [f32]) {
     let (hd, n) = (q.len(), out.len());
-    assert!(n >= 1 && hd.is_multiple_of(16) && keys.len() >= n * hd);
-    // SAFETY: the lengths checked above.
+    assert!(kt.len() >= n.div_ceil(16) * 16 * hd);
+    // SAFETY: groups below n.div_ceil(16) of hd rows of 16, checked above; stores masked
+    // to the lanes below n.
     unsafe {
-        // The common head lengths as constants, so that sixteen rows are one base
-        // address and fixed offsets.
-        match hd {
-            64 => scores_of::<T, 64>(q, keys, out),
-            128 => scores_of::<T, 128>(q, keys, out),
-            _ => scores_of::<T, 0>(q, keys, out),
+        for j0 in (0..n).step_by(16) {
+            let group = kt.as_ptr().add(j0 * hd);
+            let mut c = [_mm512_setzero_ps(); 4];
+            // A macro, not a closure, so that the intrinsics inherit the target features.
+            macro_rules! step {
+                ($d:expr, $chain:expr) => {{
+                    let k = T::load16(group.add(16 * $d));
+                    let x = _mm512_set1_ps(*q.get_unchecked($d));
+                    c[$chain] = _mm512_fmadd_ps(x, k, c[$chain]);
+                }};
+            }
+            let mut d = 0;
+            while d + 4 <= hd {
+                step!(d, 0);
+                step!(d + 1, 1);
+                step!(d + 2, 2);
+                step!(d + 3, 3);
+                d += 4;
+            }
+            // the head's last values, when its length is not a multiple of four
+            if d < hd {
+                step!(d, 0);
+            }
+            if d + 1 < hd {
+                step!(d + 1, 1);
+            }
+            if d + 2 < hd {
+                step!(d + 2, 2);
+            }
+            let sum = _mm512_add_ps(_mm512_add_ps(c[0], c[1]), _mm512_add_ps(c[2], c[3]));
+            store_lanes(out.as_mut_ptr().add(j0), n - j0, sum);
         }
     }
 }
 
-/// [`scores`] for heads of `HD` values (any length when `HD` is 0).
+/// [`scores`] for four queries (`q`: `[4][hd]`) against the same keys, into `out`
+/// (`[4][n]`): each group of keys loaded once for all four, each row with [`scores`]'
+/// bits.
 ///
 /// # Safety
-/// As [`scores`], with its conditions met.
-#[inline(always)]
-unsafe fn scores_of<T: KeyValue, const HD: usize>(q: &[f32], keys: &[T], out: &mut [f32]) {
-    let (hd, n) = (if HD > 0 { HD } else { q.len() }, out.len());
-    // SAFETY: the caller's lengths: rows below n, dimensions below hd; stores masked to
-    // the lanes below n.
-    unsafe {
-        let mut j0 = 0;
-        while j0 + 16 <= n {
-            let p = position_sums::<T, HD>(q, keys.as_ptr().add(j0 * hd), hd, 16);
-            _mm512_storeu_ps(out.as_mut_ptr().add(j0), p);
-            j0 += 16;
-        }
-        if j0 < n {
-            let p = position_sums::<T, HD>(q, keys.as_ptr().add(j0 * hd), hd, n - j0);
-            let m: __mmask16 = (1u16 << (n - j0)) - 1;
-            _mm512_mask_storeu_ps(out.as_mut_ptr().add(j0), m, p);
-        }
-    }
-}
-
-/// Lane `i` of the result: `q` against row `min(i, rows - 1)` of `keys` (rows of `hd`,
-/// `HD` where that is not 0).
+/// The CPU has AVX-512 F.
 ///
-/// # Safety
-/// `keys` points at `rows` rows; AVX-512 F.
-#[inline(always)]
-unsafe fn position_sums<T: KeyValue, const HD: usize>(
-    q: &[f32],
-    keys: *const T,
-    hd: usize,
-    rows: usize,
-) -> __m512 {
-    let hd = if HD > 0 { HD } else { hd };
-    // SAFETY: the caller's.
+/// # Panics
+/// Unless `q` and `out` split into four rows and `kt` holds `n.div_ceil(16)` groups.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn scores4<T: KeyValue>(q: &[f32], kt: &[T], out: &mut [f32]) {
+    let (hd, n) = (q.len() / 4, out.len() / 4);
+    assert!(q.len() == 4 * hd && out.len() == 4 * n && kt.len() >= n.div_ceil(16) * 16 * hd);
+    // SAFETY: as in `scores`, for four rows of `q` and `out`.
     unsafe {
-        let mut p = [_mm512_setzero_ps(); 16];
-        for d in (0..hd).step_by(16) {
-            let qv = _mm512_loadu_ps(q.as_ptr().add(d));
-            for (i, p) in p.iter_mut().enumerate() {
-                let row = if rows == 16 { i } else { i.min(rows - 1) };
-                *p = _mm512_fmadd_ps(qv, T::load16(keys.add(row * hd + d)), *p);
+        for j0 in (0..n).step_by(16) {
+            let group = kt.as_ptr().add(j0 * hd);
+            // [row][chain]
+            let mut c = [[_mm512_setzero_ps(); 4]; 4];
+            macro_rules! step {
+                ($d:expr, $chain:expr) => {{
+                    let k = T::load16(group.add(16 * $d));
+                    for r in 0..4 {
+                        let x = _mm512_set1_ps(*q.get_unchecked(r * hd + $d));
+                        c[r][$chain] = _mm512_fmadd_ps(x, k, c[r][$chain]);
+                    }
+                }};
+            }
+            let mut d = 0;
+            while d + 4 <= hd {
+                step!(d, 0);
+                step!(d + 1, 1);
+                step!(d + 2, 2);
+                step!(d + 3, 3);
+                d += 4;
+            }
+            // the head's last values, when its length is not a multiple of four
+            if d < hd {
+                step!(d, 0);
+            }
+            if d + 1 < hd {
+                step!(d + 1, 1);
+            }
+            if d + 2 < hd {
+                step!(d + 2, 2);
+            }
+            for (r, c) in c.iter().enumerate() {
+                let sum = _mm512_add_ps(_mm512_add_ps(c[0], c[1]), _mm512_add_ps(c[2], c[3]));
+                store_lanes(out.as_mut_ptr().add(r * n + j0), n - j0, sum);
             }
         }
-        lane_sums16(&p)
     }
 }
 
-/// Lane `r` of the result: the sum of the lanes of `v[r]`, folded in pairs, quads, then
-/// the 128-bit lanes twice.
+/// The first `min(left, 16)` lanes of `v` to `p`.
 #[inline(always)]
-unsafe fn lane_sums16(v: &[__m512; 16]) -> __m512 {
-    // Macros, not closures: a closure would not inherit the caller's target features, and
-    // its intrinsics would become calls.
-    // per 128-bit lane: [a0 + a2, b0 + b2, a1 + a3, b1 + b3]
-    macro_rules! pair {
-        ($a:expr, $b:expr) => {
-            _mm512_castps_pd(_mm512_add_ps(
-                _mm512_unpacklo_ps($a, $b),
-                _mm512_unpackhi_ps($a, $b),
-            ))
-        };
-    }
-    // per 128-bit lane: that lane's sums of rows r..r + 4
-    macro_rules! quad {
-        ($r:expr) => {{
-            let (x, y) = (pair!(v[$r], v[$r + 1]), pair!(v[$r + 2], v[$r + 3]));
-            _mm512_add_ps(
-                _mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
-                _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)),
-            )
-        }};
-    }
-    // the 128-bit lanes of two vectors of four rows, added by pairs
-    macro_rules! fold {
-        ($x:expr, $y:expr) => {{
-            let (x, y) = ($x, $y);
-            _mm512_add_ps(
-                _mm512_shuffle_f32x4::<0b10_00_10_00>(x, y),
-                _mm512_shuffle_f32x4::<0b11_01_11_01>(x, y),
-            )
-        }};
-    }
-    // SAFETY: register-only.
-    unsafe { fold!(fold!(quad!(0), quad!(4)), fold!(quad!(8), quad!(12))) }
+unsafe fn store_lanes(p: *mut f32, left: usize, v: __m512) {
+    let m: __mmask16 = if left >= 16 {
+        0xFFFF
+    } else {
+        (1u16 << left) - 1
+    };
+    // SAFETY: the caller's: `p` holds `min(left, 16)` values.
+    unsafe { _mm512_mask_storeu_ps(p, m, v) }
 }
 
 /// `out += Σ_j p[j] · rows[j · d..][..d]`, `d = out.len()`, with the value rows as the
