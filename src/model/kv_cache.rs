@@ -5,7 +5,7 @@
 use std::str::FromStr;
 
 use crate::backend::cpu::ops::{self, Cached, KEY_GROUP};
-use crate::quant::{self, GgmlType};
+use crate::quant::{self, floats, GgmlType};
 
 /// How the cache stores keys and values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,10 +105,11 @@ impl Store {
         let column = |d: usize| at + d * KEY_GROUP;
         match self {
             Store::F32(v) => src.iter().enumerate().for_each(|(d, &x)| v[column(d)] = x),
+            // rounded as `write` rounds values
             Store::F16(v) => src
                 .iter()
                 .enumerate()
-                .for_each(|(d, &x)| v[column(d)] = half::f16::from_f32(x).to_bits()),
+                .for_each(|(d, &x)| v[column(d)] = floats::fp32_to_fp16(x).to_bits()),
             Store::Q8_0(_) => unreachable!("Q8_0 keys are rows"),
         }
     }
