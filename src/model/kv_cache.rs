@@ -79,6 +79,14 @@ impl Store {
         }
     }
 
+    fn bytes(&self) -> usize {
+        match self {
+            Store::F32(v) => std::mem::size_of_val(&v[..]),
+            Store::F16(v) => std::mem::size_of_val(&v[..]),
+            Store::Q8_0(v) => v.len(),
+        }
+    }
+
     /// Encodes `src` (whole rows) at value offset `at`.
     fn write(&mut self, at: usize, src: &[f32]) {
         let (ty, bytes): (GgmlType, &mut [u8]) = match self {
@@ -176,10 +184,14 @@ impl KvCache {
         }
     }
 
-    /// The bytes a cache of this shape takes, without making one (not counting the last
-    /// group of keys, which rounds the context up to [`KEY_GROUP`] positions).
+    /// The bytes a cache of this shape takes, without making one: f32 and f16 keys come
+    /// in whole groups of [`KEY_GROUP`] positions.
     pub fn bytes_for(ty: CacheType, n_layers: usize, n_ctx: usize, kv_dim: usize) -> usize {
-        2 * n_layers * n_ctx * ty.row_bytes(kv_dim)
+        let key_positions = match ty {
+            CacheType::Q8_0 => n_ctx,
+            CacheType::F32 | CacheType::F16 => n_ctx.next_multiple_of(KEY_GROUP),
+        };
+        n_layers * (key_positions + n_ctx) * ty.row_bytes(kv_dim)
     }
 
     pub fn ty(&self) -> CacheType {
@@ -190,9 +202,9 @@ impl KvCache {
         self.shape.n_ctx
     }
 
+    /// The bytes the cache holds.
     pub fn bytes(&self) -> usize {
-        let s = &self.shape;
-        Self::bytes_for(self.ty, s.n_layers, s.n_ctx, s.kv_dim())
+        self.k.iter().chain(&self.v).map(Store::bytes).sum()
     }
 
     /// Stores the keys and values of positions `pos..pos + n` (`n` rows of `kv_dim`),

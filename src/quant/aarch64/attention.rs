@@ -55,12 +55,34 @@ pub unsafe fn scores<T: CachedValue>(q: &[f32], kt: &[T], out: &mut [f32]) {
             let group = kt.as_ptr().add(j0 * hd);
             // [chain][quarter]
             let mut c = [[vdupq_n_f32(0.0); 4]; 4];
-            for d in 0..hd {
-                let x = *q.get_unchecked(d);
-                for h in 0..4 {
-                    let k = T::load4(group.add(16 * d + 4 * h));
-                    c[d % 4][h] = vfmaq_n_f32(c[d % 4][h], k, x);
-                }
+            // A macro with the chain as a constant, so that the accumulators stay in
+            // registers.
+            macro_rules! step {
+                ($d:expr, $chain:expr) => {{
+                    let x = *q.get_unchecked($d);
+                    for h in 0..4 {
+                        let k = T::load4(group.add(16 * $d + 4 * h));
+                        c[$chain][h] = vfmaq_n_f32(c[$chain][h], k, x);
+                    }
+                }};
+            }
+            let mut d = 0;
+            while d + 4 <= hd {
+                step!(d, 0);
+                step!(d + 1, 1);
+                step!(d + 2, 2);
+                step!(d + 3, 3);
+                d += 4;
+            }
+            // the head's last values, when its length is not a multiple of four
+            if d < hd {
+                step!(d, 0);
+            }
+            if d + 1 < hd {
+                step!(d + 1, 1);
+            }
+            if d + 2 < hd {
+                step!(d + 2, 2);
             }
             let mut sums = [0.0f32; 16];
             for h in 0..4 {
