@@ -327,14 +327,11 @@ impl KvView<'_> {
         rows: &mut [f32],
     ) {
         let hd = self.shape.head_dim;
-        self.check(start, n);
-        assert!(start.is_multiple_of(KEY_GROUP), "a group starts at {start}");
-        let at = self.shape.key_at(head, start);
-        let len = n.div_ceil(KEY_GROUP) * KEY_GROUP * hd;
-        let kt = &mut kt[..len];
+        let groups = self.key_groups(head, start, n);
+        let kt = &mut kt[..groups.len()];
         match self.rows {
-            Rows::F32 { k, .. } => kt.copy_from_slice(&k[at..at + len]),
-            Rows::F16 { k, .. } => ops::f16_to_f32(&k[at..at + len], kt),
+            Rows::F32 { k, .. } => kt.copy_from_slice(&k[groups]),
+            Rows::F16 { k, .. } => ops::f16_to_f32(&k[groups], kt),
             Rows::Q8_0 { k, .. } => {
                 let rows = &mut rows[..n * hd];
                 self.read_q8_0(k, head, start, rows);
@@ -353,10 +350,7 @@ impl KvView<'_> {
     /// `start..start + n` as stored, `start` a multiple of [`KEY_GROUP`], for kernels
     /// that read them so; `None` for a Q8_0 cache, which is decoded first.
     pub fn rows(&self, head: usize, start: usize, n: usize) -> Option<(Cached<'_>, Cached<'_>)> {
-        self.check(start, n);
-        assert!(start.is_multiple_of(KEY_GROUP), "a group starts at {start}");
-        let at = self.shape.key_at(head, start);
-        let keys = at..at + n.div_ceil(KEY_GROUP) * KEY_GROUP * self.shape.head_dim;
+        let keys = self.key_groups(head, start, n);
         let row = self.shape.row_at(head, start);
         let values = row..row + n * self.shape.head_dim;
         match self.rows {
@@ -364,6 +358,15 @@ impl KvView<'_> {
             Rows::F16 { k, v } => Some((Cached::F16(&k[keys]), Cached::F16(&v[values]))),
             Rows::Q8_0 { .. } => None,
         }
+    }
+
+    /// Where the whole groups of transposed keys (f32, f16) holding positions `start..start
+    /// + n` of `head` lie; panics unless they are in the view and `start` begins a group.
+    fn key_groups(&self, head: usize, start: usize, n: usize) -> std::ops::Range<usize> {
+        self.check(start, n);
+        assert!(start.is_multiple_of(KEY_GROUP), "a group starts at {start}");
+        let at = self.shape.key_at(head, start);
+        at..at + n.div_ceil(KEY_GROUP) * KEY_GROUP * self.shape.head_dim
     }
 
     /// Rows of `head` from `start` out of Q8_0 blocks.

@@ -126,8 +126,13 @@ impl<'a> Cached<'a> {
 }
 
 /// Returns from the calling function through the path's attention kernel `$f` for the
-/// cached rows' element type, where rows of `$len` values suit its vectors.
+/// cached rows' element type, where rows of `$len` values suit its vectors (without a
+/// length, wherever the path has the kernel).
 macro_rules! cached_simd {
+    ($f:ident($a:expr, $rows:expr, $out:expr)) => {
+        // Sixteen suits every path's vectors.
+        cached_simd!($f($a, $rows, $out), 16usize)
+    };
     ($f:ident($a:expr, $rows:expr, $out:expr), $len:expr) => {
         #[cfg(target_arch = "x86_64")]
         {
@@ -182,7 +187,8 @@ fn f16_bits_to_f32(h: u16) -> f32 {
 /// every group and whether its key is f16 or f32 (f16 converts exactly): a token's
 /// scores have the same bits from the cache's keys as from keys decoded first.
 pub fn scores(q: &[f32], kt: Cached, out: &mut [f32]) {
-    cached_simd!(scores(q, kt, out), KEY_GROUP);
+    // The kernels' vectors run along a group of positions, any head length.
+    cached_simd!(scores(q, kt, out));
     match kt {
         Cached::F32(k) => scalar::scores(q, k, out, |x| x),
         Cached::F16(k) => scalar::scores(q, k, out, f16_bits_to_f32),
@@ -463,15 +469,15 @@ mod tests {
         }
     }
 
-    type Scores<T> = unsafe fn(&[f32], &[T], &mut [f32]);
+    type Kernel<T> = unsafe fn(&[f32], &[T], &mut [f32]);
 
     /// One path's attention kernels, for f32 and f16 rows, and the multiple of the head
     /// length its weighting takes.
     struct AttnKernels {
         name: &'static str,
         multiple: usize,
-        scores: (Scores<f32>, Scores<u16>),
-        weighted: (Scores<f32>, Scores<u16>),
+        scores: (Kernel<f32>, Kernel<u16>),
+        weighted: (Kernel<f32>, Kernel<u16>),
     }
 
     /// The dispatching functions, and every SIMD kernel this CPU can run.

@@ -25,44 +25,8 @@ use crate::quant::x86::kv_value::KeyValue;
 /// Unless `kt` holds `out.len().div_ceil(16)` groups.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn scores<T: KeyValue>(q: &[f32], kt: &[T], out: &mut [f32]) {
-    let (hd, n) = (q.len(), out.len());
-    assert!(kt.len() >= n.div_ceil(16) * 16 * hd);
-    // SAFETY: groups below n.div_ceil(16) of hd rows of 16, checked above; stores masked
-    // to the lanes below n.
-    unsafe {
-        for j0 in (0..n).step_by(16) {
-            let group = kt.as_ptr().add(j0 * hd);
-            let mut c = [_mm512_setzero_ps(); 4];
-            // A macro, not a closure, so that the intrinsics inherit the target features.
-            macro_rules! step {
-                ($d:expr, $chain:expr) => {{
-                    let k = T::load16(group.add(16 * $d));
-                    let x = _mm512_set1_ps(*q.get_unchecked($d));
-                    c[$chain] = _mm512_fmadd_ps(x, k, c[$chain]);
-                }};
-            }
-            let mut d = 0;
-            while d + 4 <= hd {
-                step!(d, 0);
-                step!(d + 1, 1);
-                step!(d + 2, 2);
-                step!(d + 3, 3);
-                d += 4;
-            }
-            // the head's last values, when its length is not a multiple of four
-            if d < hd {
-                step!(d, 0);
-            }
-            if d + 1 < hd {
-                step!(d + 1, 1);
-            }
-            if d + 2 < hd {
-                step!(d + 2, 2);
-            }
-            let sum = _mm512_add_ps(_mm512_add_ps(c[0], c[1]), _mm512_add_ps(c[2], c[3]));
-            store_lanes(out.as_mut_ptr().add(j0), n - j0, sum);
-        }
-    }
+    // SAFETY: the caller's.
+    unsafe { scores_rows::<T, 1>(q, kt, out) }
 }
 
 /// [`scores`] for four queries (`q`: `[4][hd]`) against the same keys, into `out`
@@ -76,18 +40,32 @@ pub unsafe fn scores<T: KeyValue>(q: &[f32], kt: &[T], out: &mut [f32]) {
 /// Unless `q` and `out` split into four rows and `kt` holds `n.div_ceil(16)` groups.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn scores4<T: KeyValue>(q: &[f32], kt: &[T], out: &mut [f32]) {
-    let (hd, n) = (q.len() / 4, out.len() / 4);
-    assert!(q.len() == 4 * hd && out.len() == 4 * n && kt.len() >= n.div_ceil(16) * 16 * hd);
-    // SAFETY: as in `scores`, for four rows of `q` and `out`.
+    // SAFETY: the caller's.
+    unsafe { scores_rows::<T, 4>(q, kt, out) }
+}
+
+/// [`scores`] for `R` queries (`q`: `[R][hd]`, `out`: `[R][n]`): one body for one row and
+/// four, so that a row's arithmetic is the same in both.
+///
+/// # Safety
+/// The CPU has AVX-512 F.
+#[inline(always)]
+unsafe fn scores_rows<T: KeyValue, const R: usize>(q: &[f32], kt: &[T], out: &mut [f32]) {
+    let (hd, n) = (q.len() / R, out.len() / R);
+    assert!(q.len() == R * hd && out.len() == R * n && kt.len() >= n.div_ceil(16) * 16 * hd);
+    // SAFETY: groups below n.div_ceil(16) of hd rows of 16 and R rows of `q`, checked
+    // above; stores masked to the lanes below n of each row of `out`.
     unsafe {
         for j0 in (0..n).step_by(16) {
             let group = kt.as_ptr().add(j0 * hd);
             // [row][chain]
-            let mut c = [[_mm512_setzero_ps(); 4]; 4];
+            let mut c = [[_mm512_setzero_ps(); 4]; R];
+            // A macro, not a closure, so that the intrinsics inherit the target features;
+            // the chain a constant, so that the accumulators stay in registers.
             macro_rules! step {
                 ($d:expr, $chain:expr) => {{
                     let k = T::load16(group.add(16 * $d));
-                    for r in 0..4 {
+                    for r in 0..R {
                         let x = _mm512_set1_ps(*q.get_unchecked(r * hd + $d));
                         c[r][$chain] = _mm512_fmadd_ps(x, k, c[r][$chain]);
                     }
