@@ -6,19 +6,22 @@
 // weighted values at four dimensions for a quarter of its positions (consecutive threads
 // read consecutive values), eight positions' loads at a time. The quarters are summed at
 // the end, and each thread ends with one output value; the head's 8-bit copy follows where
-// the product that reads it wants one (`store_q8`: q8_store.wgsl at bindings 7 and 8, or
+// the product that reads it wants one (`store_q8`: q8_store.wgsl at bindings 8 and 9, or
 // q8_none.wgsl).
 // Batches (ROPE = 0) find every position in the caches: their tokens read each other's
 // keys, so rope_store ran first, rotating q and k in place and writing the caches. A step
 // of one token (ROPE = 1) does rope_store's work here, one dispatch a layer fewer: it
 // rotates its query and key by the table's row, the first workgroup of a group of query
-// heads writes the key and value into the caches, and every workgroup scores the token's
-// own position last, from its qkv row rounded as the cache rounds it, so that none waits
-// on another's cache write.
+// heads writes the key and value into the caches, and the token's own position is scored
+// last, from its qkv row rounded as the cache rounds it, so that no workgroup waits on
+// another's cache write. Its cached positions may be split over several workgroups a head
+// (attention_parts.wgsl): then each leaves its part in `parts`, the last part also
+// scores the token's own position, and attention_merge.wgsl makes the output.
 // Defines: HD (head dimension = threads, a power of two from 32 to 256), ROPE, COMBINE
-// (combine.wgsl), KV_VEC, KV_LOAD8 and KV_STORE8 (how eight key values are read and written: one vector
-// of f16 pairs, or two of f32), KV_WORD, KV_VALUE4 and KV_STORE_VALUES8 (how values are
-// read, four at a time, and written, eight), KV_ROUND (a value as the cache keeps it).
+// (combine.wgsl), SPAN and MAX_PARTS (attention_parts.wgsl), KV_VEC, KV_LOAD8 and
+// KV_STORE8 (how eight key values are read and written: one vector of f16 pairs, or two
+// of f32), KV_WORD, KV_VALUE4 and KV_STORE_VALUES8 (how values are read, four at a time,
+// and written, eight), KV_ROUND (a value as the cache keeps it).
 
 struct AttnParams {
     n_heads: u32,
@@ -41,15 +44,16 @@ struct AttnParams {
 // [n_ctx][kv_dim] each (written with ROPE = 1)
 @group(0) @binding(4) var<storage, read_write> k_cache: array<{{KV_VEC}}>;
 @group(0) @binding(5) var<storage, read_write> v_cache: array<{{KV_WORD}}>;
+// [n_heads][MAX_PARTS][HD + 2]: each part's unnormalized output, maximum score and sum of
+// weights, where one token's positions are split (attention_parts.wgsl)
+@group(0) @binding(6) var<storage, read_write> parts: array<f32>;
 // [n_tokens][n_heads][HD]
-@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> out: array<f32>;
 
 const HD: u32 = {{HD}}u;
 // the workgroup's threads, for combine.wgsl
 const WG: u32 = HD;
 const ROPE: u32 = {{ROPE}}u;
-// below any score, yet finite: exp(LOW - LOW) is 1, not NaN
-const LOW: f32 = -3.0e38;
 
 // The weighted values' threads: QUADS along the head's dimensions, four values each, by
 // SLOTS along the positions.
@@ -58,7 +62,7 @@ const SLOTS: u32 = 4u;
 
 var<workgroup> q_row: array<f32, HD>;
 // each thread's share of the weighted values, summed over its slot's positions
-var<workgroup> parts: array<vec4<f32>, HD>;
+var<workgroup> shares: array<vec4<f32>, HD>;
 var<workgroup> weights: array<f32, HD>;
 // the token's own key and value
 var<workgroup> own: array<vec2<f32>, HD>;
@@ -135,7 +139,9 @@ fn rotated(x: f32, y: f32, c: f32, s: f32, lid: u32) -> f32 {
 @compute @workgroup_size(HD)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let h = wg.x;
-    let t = wg.y;
+    // a batch's token, or which part of one token's positions
+    let t = wg.y * (1u - ROPE);
+    let part = wg.y * ROPE;
     let kv_base = (h / p.group) * HD;
     let qkv_row = t * p.q_stride;
     let k_at = qkv_row + p.n_heads * HD + kv_base + lid;
@@ -155,7 +161,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         own[lid] = vec2<f32>(round_kv(k_rot), round_kv(own[lid].y));
     }
     workgroupBarrier();
-    if ROPE == 1u && h % p.group == 0u && lid % 8u == 0u {
+    if ROPE == 1u && h % p.group == 0u && part == 0u && lid % 8u == 0u {
         let i = ((step.pos0 + t) * p.kv_dim + kv_base + lid) / 8u;
         store8(i, own8(lid, 0u));
         store_values8(i, own8(lid, 1u));
@@ -164,6 +170,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     // the positions in the caches: all of them for a batch, those before the token's own
     // for one token
     let seen = step.pos0 + t + 1u - ROPE;
+    // this part's positions: whole runs of HD, as evenly as they go
+    let n_parts = select(1u, split_parts(seen), ROPE == 1u);
+    let runs = (seen + HD - 1u) / HD;
+    let per_part = (runs + n_parts - 1u) / n_parts * HD;
+    let begin = min(seen, part * per_part);
+    let end = min(seen, begin + per_part);
     var m = LOW;
     var l = 0.0;
     // this thread's share of the weighted values: dimensions 4 · quad.. of the positions
@@ -171,10 +183,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let quad = lid % QUADS;
     let slot = lid / QUADS;
     var acc = vec4<f32>(0.0);
-    for (var run = 0u; run < seen; run += HD) {
+    for (var run = begin; run < end; run += HD) {
         let pos = run + lid;
         var s = LOW;
-        if pos < seen {
+        if pos < end {
             let row = (pos * p.kv_dim + kv_base) / 8u;
             var dot_qk = 0.0;
             // four loads at a time, so that they overlap, eight where the head is long
@@ -203,14 +215,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
         let m_new = max(m, combine(s, lid, true));
         var e = 0.0;
-        if pos < seen {
+        if pos < end {
             e = exp(s - m_new);
         }
         weights[lid] = e;
         let correction = exp(m - m_new);
         l = l * correction + combine(e, lid, false);
         acc *= correction;
-        let count = min(HD, seen - run);
+        let count = min(HD, end - run);
         let d = p.kv_dim;
         let v0 = run * d + kv_base + 4u * quad;
         var j = slot;
@@ -238,13 +250,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         workgroupBarrier();
     }
     // dimension lid: the sum of its slots' shares
-    parts[lid] = acc;
+    shares[lid] = acc;
     workgroupBarrier();
     var out_d = 0.0;
     for (var g = 0u; g < SLOTS; g++) {
-        out_d += parts[g * QUADS + lid / 4u][lid % 4u];
+        out_d += shares[g * QUADS + lid / 4u][lid % 4u];
     }
-    if ROPE == 1u {
+    if ROPE == 1u && part == n_parts - 1u {
         // the token's own position
         let s_own = combine(q_row[lid] * own[lid].x, lid, false) * p.scale;
         let m_new = max(m, s_own);
@@ -252,22 +264,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let correction = exp(m - m_new);
         l = l * correction + e_own;
         out_d = out_d * correction + e_own * own[lid].y;
+        m = m_new;
     }
 
-    let o = (t * p.n_heads + h) * HD;
-    reduce[lid] = out_d / l;
-    out[o + lid] = reduce[lid];
-    workgroupBarrier();
-    if lid < HD / 32u {
-        let b = 32u * lid;
-        store_q8(o / 32u + lid, array<vec4<f32>, 8>(
-            vec4<f32>(reduce[b], reduce[b + 1u], reduce[b + 2u], reduce[b + 3u]),
-            vec4<f32>(reduce[b + 4u], reduce[b + 5u], reduce[b + 6u], reduce[b + 7u]),
-            vec4<f32>(reduce[b + 8u], reduce[b + 9u], reduce[b + 10u], reduce[b + 11u]),
-            vec4<f32>(reduce[b + 12u], reduce[b + 13u], reduce[b + 14u], reduce[b + 15u]),
-            vec4<f32>(reduce[b + 16u], reduce[b + 17u], reduce[b + 18u], reduce[b + 19u]),
-            vec4<f32>(reduce[b + 20u], reduce[b + 21u], reduce[b + 22u], reduce[b + 23u]),
-            vec4<f32>(reduce[b + 24u], reduce[b + 25u], reduce[b + 26u], reduce[b + 27u]),
-            vec4<f32>(reduce[b + 28u], reduce[b + 29u], reduce[b + 30u], reduce[b + 31u])));
+    if n_parts == 1u {
+        store_head((t * p.n_heads + h) * HD, lid, out_d / l);
+    } else {
+        let at = part_at(h, part);
+        parts[at + lid] = out_d;
+        if lid == 0u {
+            parts[at + HD] = m;
+            parts[at + HD + 1u] = l;
+        }
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use common::hf::{reference, run_prompt_in};
 use ropewalk::backend::cpu::matmul::Precision;
+use ropewalk::backend::wgpu::ops::PositionSplit;
 use ropewalk::backend::wgpu::{Gpu, GpuChoice};
 use ropewalk::gguf::GgufFile;
 use ropewalk::model::kv_cache::CacheType;
@@ -69,6 +70,17 @@ fn every_split_matches_the_reference() {
     for ngl in [1, n / 2, n, n + 1] {
         check(&model, &gpu, "yarn4", ngl);
     }
+}
+
+#[test]
+fn one_token_attention_split_over_workgroups_matches_the_reference() {
+    // Parts of four positions or more: the one-token steps after the short prompt take
+    // one to nine parts a head, so the segment records new commands as the count grows.
+    let file = GgufFile::open(common::test_model()).unwrap();
+    let model = Llama::load(&file).unwrap();
+    let mut gpu = Gpu::open(&GpuChoice::Best).unwrap();
+    gpu.attention_split = PositionSplit::new(4);
+    check(&model, &Arc::new(gpu), "base", model.config.n_layers + 1);
 }
 
 #[test]

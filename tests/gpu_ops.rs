@@ -10,7 +10,9 @@ use common::gpu::{
 use common::Rng;
 use ropewalk::backend::cpu::attention::{attend, Tile};
 use ropewalk::backend::cpu::ops as cpu;
-use ropewalk::backend::wgpu::ops::{self, AttnShape, Dest, Input, KvType, Q8Rows, Step};
+use ropewalk::backend::wgpu::ops::{
+    self, AttnShape, Dest, Input, KvType, PositionSplit, Q8Rows, Step,
+};
 use ropewalk::backend::wgpu::upload::GpuMatrix;
 use ropewalk::backend::wgpu::{Gpu, GpuChoice};
 use ropewalk::model::kv_cache::{CacheShape, CacheType, KvCache};
@@ -369,16 +371,16 @@ const SHAPE: AttnShape = AttnShape {
 /// Runs rope_store and attention (with the 8-bit copy of its output) for a step of `n`
 /// tokens at `pos0` whose rows are `qkv`, rotating by `table`; gives the rotated rows and
 /// the attention.
-#[allow(clippy::too_many_arguments)]
 fn gpu_rope_attend(
     gpu: &Gpu,
-    (shape, kv_type): (AttnShape, KvType),
+    kinds: (AttnShape, KvType, PositionSplit),
     caches: (&wgpu::Buffer, &wgpu::Buffer),
     qkv: &[f32],
     table: &[f32],
     n: usize,
     pos0: usize,
 ) -> (Vec<f32>, Vec<f32>) {
+    let (shape, kv_type, _) = kinds;
     let hd = shape.head_dim;
     let q_dim = shape.n_heads * hd;
     let width = q_dim + 2 * shape.n_kv_heads * hd;
@@ -390,22 +392,23 @@ fn gpu_rope_attend(
     let out = ops::activations(gpu, "out", n * q_dim);
     // With the output's 8-bit copy, checked against the CPU's bytes below.
     let q8 = Q8Rows::new(gpu, n, q_dim);
-    let kernels = [
-        ops::rope_store(gpu, shape, kv_type, &step_buf, &table_buf, &qkv_buf, caches),
-        ops::attention(
-            gpu,
-            (shape, kv_type),
-            &step_buf,
-            &table_buf,
-            (&qkv_buf, width),
-            caches,
-            Input {
-                f32: &out,
-                q8: Some(&q8),
-                folded: None,
-            },
-        ),
-    ];
+    let parts = ops::attention_parts(gpu, shape);
+    let out_rows = Input {
+        f32: &out,
+        q8: Some(&q8),
+        folded: None,
+    };
+    let [attend, merge] = ops::attention(
+        gpu,
+        kinds,
+        &step_buf,
+        &table_buf,
+        (&qkv_buf, width),
+        caches,
+        (&parts, out_rows),
+    );
+    let store = ops::rope_store(gpu, shape, kv_type, &step_buf, &table_buf, &qkv_buf, caches);
+    let kernels = [store, attend, merge];
     let step = Step {
         n_tokens: n as u32,
         pos0: pos0 as u32,
@@ -468,7 +471,7 @@ fn rope_matches_cpu_for_scaled_configs() {
         let (cos, sin) = rope.rows(n);
         let table: Vec<f32> = cos.iter().chain(sin).copied().collect();
         let caches = (&k_cache, &v_cache);
-        let kinds = (SHAPE, KvType::F32);
+        let kinds = (SHAPE, KvType::F32, PositionSplit::DEFAULT);
         let (got, _) = gpu_rope_attend(&gpu, kinds, caches, &qkv, &table, n, pos0);
         let mut want = qkv.clone();
         for (t, row) in want.chunks_mut(width).enumerate() {
@@ -478,17 +481,39 @@ fn rope_matches_cpu_for_scaled_configs() {
     }
 }
 
+/// Steps of tokens at these (first position, count): each a batch, or a single token, and
+/// the last ends within a run of the head's size.
+const SHORT_STEPS: [(usize, usize); 6] = [(0, 1), (1, 69), (70, 9), (79, 1), (80, 41), (121, 1)];
+
+/// Longer steps, whose single tokens see 300 to 540 positions.
+const LONG_STEPS: [(usize, usize); 7] = [
+    (0, 300),
+    (300, 1),
+    (301, 1),
+    (302, 200),
+    (502, 1),
+    (503, 37),
+    (540, 1),
+];
+
 /// Steps of tokens rotate their queries and keys, store their keys and values and attend
 /// over all the positions so far, with grouped heads; checks RoPE, the cache write and the
 /// attention together. Steps of one token (the first at position 0) do all three in the
-/// attention kernel, batches in rope_store first. The shader walks the positions in runs
-/// of the head's size; the steps end within runs.
-fn check_attention(shape: AttnShape, kv_type: KvType, cache_type: CacheType, bound: f64) {
+/// attention kernel, batches in rope_store first, and `split` says how one token's
+/// positions spread over workgroups. The shader walks the positions in runs of the head's
+/// size; the steps end within runs.
+fn check_attention(
+    (shape, kv_type, split): (AttnShape, KvType, PositionSplit),
+    cache_type: CacheType,
+    steps: &[(usize, usize)],
+    bound: f64,
+) {
     let gpu = gpu();
     let mut rng = Rng::new(13);
     let hd = shape.head_dim;
     let group = shape.n_heads / shape.n_kv_heads;
-    let (q_dim, kv_dim, n_ctx) = (shape.n_heads * hd, shape.n_kv_heads * hd, 128);
+    let n_ctx = steps.iter().map(|(pos0, n)| pos0 + n).max().unwrap_or(0);
+    let (q_dim, kv_dim) = (shape.n_heads * hd, shape.n_kv_heads * hd);
     let width = q_dim + 2 * kv_dim;
     let (k_cache, v_cache) = caches(&gpu, (shape, kv_type), n_ctx);
     let mut cpu_cache = KvCache::new(
@@ -507,13 +532,13 @@ fn check_attention(shape: AttnShape, kv_type: KvType, cache_type: CacheType, bou
         trained_ctx: n_ctx,
         ntk_alpha: None,
     });
-    for (pos0, n) in [(0, 1), (1, 69), (70, 9), (79, 1), (80, 41), (121, 1)] {
+    for &(pos0, n) in steps {
         let mut qkv = normal(&mut rng, n * width);
         rope.prepare(pos0, n, pos0 + n);
         let (cos, sin) = rope.rows(n);
         let table: Vec<f32> = cos.iter().chain(sin).copied().collect();
         let caches = (&k_cache, &v_cache);
-        let kinds = (shape, kv_type);
+        let kinds = (shape, kv_type, split);
         let (_, got) = gpu_rope_attend(&gpu, kinds, caches, &qkv, &table, n, pos0);
 
         for (t, row) in qkv.chunks_mut(width).enumerate() {
@@ -546,7 +571,7 @@ fn check_attention(shape: AttnShape, kv_type: KvType, cache_type: CacheType, bou
             }
         }
         assert_close(
-            &format!("attention {shape:?} {kv_type:?}, {n} tokens at {pos0}"),
+            &format!("attention {shape:?} {kv_type:?} {split:?}, {n} tokens at {pos0}"),
             &got,
             &want,
             bound,
@@ -577,13 +602,39 @@ const SHAPES: [AttnShape; 4] = [
 #[test]
 fn attention_matches_cpu_with_an_f32_cache() {
     for shape in SHAPES {
-        check_attention(shape, KvType::F32, CacheType::F32, 1e-5);
+        let kinds = (shape, KvType::F32, PositionSplit::DEFAULT);
+        check_attention(kinds, CacheType::F32, &SHORT_STEPS, 1e-5);
     }
 }
 
 #[test]
 fn attention_matches_cpu_with_an_f16_cache() {
     for shape in SHAPES {
-        check_attention(shape, KvType::F16, CacheType::F16, 1e-5);
+        let kinds = (shape, KvType::F16, PositionSplit::DEFAULT);
+        check_attention(kinds, CacheType::F16, &SHORT_STEPS, 1e-5);
+    }
+}
+
+/// One token's positions split over workgroups whatever the context's length: parts of
+/// a run or less (some of them empty, the last one holding only the token's own position),
+/// parts of several runs, the most parts a head takes, and never split.
+#[test]
+fn split_attention_matches_cpu() {
+    for shape in SHAPES {
+        for span in [0, 5, 40, 128, 200] {
+            let split = PositionSplit::new(span);
+            check_attention(
+                (shape, KvType::F16, split),
+                CacheType::F16,
+                &SHORT_STEPS,
+                1e-5,
+            );
+            check_attention(
+                (shape, KvType::F32, split),
+                CacheType::F32,
+                &LONG_STEPS,
+                1e-5,
+            );
+        }
     }
 }

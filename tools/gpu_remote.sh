@@ -12,7 +12,8 @@
 # tg128 fully offloaded), units (pp512 with the matrix units and without), sweep (tg64 of the 7B shape by layers offloaded), profile (GPU
 # time per kernel of a generation step, from timestamps), knockout (the 7B step's time
 # without each kind of kernel), fold (tg128 with RMSNorm and SwiGLU folded into the
-# products and without, alternating).
+# products and without, alternating), split (tg64 after 0-4096 tokens by how one token's
+# attention splits its positions over workgroups, ROPEWALK_GPU_ATTN_SPAN; 0 never splits).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RW=.dev/ropewalk
@@ -119,6 +120,18 @@ print(f\"{sys.argv[1] or '(nothing)':42} {r['avg_ts']:8.1f} t/s {1e3 / r['avg_ts
         ;;
     fold)
         alternate ROPEWALK_GPU_NO_FOLD folded apart -p 0 -n 128 | tee "$OUT/fold.txt"
+        ;;
+    split)
+        for shape in smollm2-135m llama2-7b; do
+            m=$(model $shape q4_0)
+            for round in 1 2; do
+                for span in 0 ${SPANS:-64 128 256 512}; do
+                    ROPEWALK_GPU_ATTN_SPAN=$span $RW bench -m "$m" -p 0 -n 64 -d 0,256,1024,4096 \
+                        -ngl 99 -r 2 -o json 2>/dev/null |
+                        python3 -c "import json,sys; [print(sys.argv[1], 'span', sys.argv[2], r['test'], round(r['avg_ts'],1)) for r in json.load(sys.stdin)]" $shape $span
+                done
+            done
+        done 2>&1 | tee "$OUT/split.txt"
         ;;
     *)
         echo "unknown stage $stage" >&2

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use super::ops::PositionSplit;
 use super::pipelines::Pipelines;
 use super::{GpuError, Result};
 
@@ -155,6 +156,10 @@ pub struct Gpu {
     /// Whether prompts run on the adapter's matrix units (`gemm_coop.wgsl`): where it has
     /// them, unless `ROPEWALK_GPU_NO_MATRIX_UNITS` is set.
     pub matrix_units: bool,
+    /// How one token's attention spreads a head's positions over workgroups:
+    /// [`PositionSplit::DEFAULT`], or `ROPEWALK_GPU_ATTN_SPAN` positions a part (0: one
+    /// part), for measuring.
+    pub attention_split: PositionSplit,
     pub(super) pipelines: Pipelines,
     /// The first error the device raised outside an error scope (a shader that does not
     /// compile, a lost device): kept so the next step fails with it rather than a panic.
@@ -205,6 +210,14 @@ impl Gpu {
             && std::env::var_os("ROPEWALK_GPU_NO_FOLD").is_none();
         let matrix_units =
             info.matrix_units && std::env::var_os("ROPEWALK_GPU_NO_MATRIX_UNITS").is_none();
+        let attention_split = match std::env::var("ROPEWALK_GPU_ATTN_SPAN") {
+            Err(_) => PositionSplit::DEFAULT,
+            Ok(span) => span.parse().map(PositionSplit::new).map_err(|_| {
+                GpuError::Unsupported(format!(
+                    "ROPEWALK_GPU_ATTN_SPAN={span} is not a number of positions"
+                ))
+            })?,
+        };
         let experimental_features = if matrix_units {
             features |=
                 wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16;
@@ -247,6 +260,7 @@ impl Gpu {
             subgroups_of_32,
             fold_ops,
             matrix_units,
+            attention_split,
             uncaptured,
         })
     }

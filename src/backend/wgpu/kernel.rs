@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use wgpu::util::DeviceExt;
 
+use super::ops::PositionSplit;
 use super::pipelines::Pipeline;
 use super::{Gpu, GpuError, Result};
 
@@ -38,6 +39,11 @@ pub(super) enum Grid {
     PerToken,
     /// One workgroup per (head, token).
     PerHead { heads: u32 },
+    /// For one token: one workgroup per (head, part of the cached positions).
+    PerHeadPart { heads: u32, split: PositionSplit },
+    /// For one token whose positions were split: one workgroup per head, which merges
+    /// its parts; none where there is one part, or several tokens.
+    PerSplitHead { heads: u32, split: PositionSplit },
     /// One invocation per `per_token` items of each token, 64 to a workgroup.
     Items { per_token: u32 },
     /// The same workgroups whatever the step.
@@ -53,12 +59,18 @@ impl Grid {
         }
     }
 
-    fn groups(&self, n: u32) -> (u32, u32, u32) {
+    fn groups(&self, step: &Step) -> (u32, u32, u32) {
+        let n = self.count(step);
         match *self {
             Grid::Rows { x, y, tok, .. } => (x, y, n.div_ceil(tok)),
             Grid::PerToken => (n, 1, 1),
             Grid::Fixed { x, y } => (x, y, 1),
             Grid::PerHead { heads } => (heads, n, 1),
+            Grid::PerHeadPart { heads, split } => (heads, split.parts(step.pos0), 1),
+            Grid::PerSplitHead { heads, split } => {
+                let merges = n == 1 && split.parts(step.pos0) > 1;
+                (if merges { heads } else { 0 }, 1, 1)
+            }
             Grid::Items { per_token } => {
                 let groups = (n * per_token).div_ceil(64);
                 let x = groups.min(MAX_GROUPS);
@@ -162,7 +174,7 @@ impl Kernel {
     fn dispatch(&self, step: &Step) -> Option<(&Variant, (u32, u32, u32))> {
         let n = self.variants.any().grid.count(step);
         let v = self.variants.for_tokens(n)?;
-        let groups = v.grid.groups(n);
+        let groups = v.grid.groups(step);
         (groups.0 * groups.1 * groups.2 > 0).then_some((v, groups))
     }
 

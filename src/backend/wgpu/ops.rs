@@ -560,20 +560,80 @@ pub struct AttnShape {
     pub head_dim: usize,
 }
 
+/// Most workgroups a head of one token takes (attention_parts.wgsl).
+pub const MAX_PARTS: u32 = 64;
+
+/// How a step of one token spreads each head's cached positions over workgroups
+/// (attention_parts.wgsl): a part takes `span` positions or more, and a head at most
+/// [`MAX_PARTS`] parts. Long contexts then keep a large GPU busy where one workgroup a
+/// head would leave most of it idle; short ones stay whole, since the parts cost a merge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PositionSplit {
+    span: u32,
+}
+
+impl PositionSplit {
+    /// Splits from 256 positions on. Not tuned yet: a guess from where the H200 spent a
+    /// long context's step (one workgroup a head walking 4096 positions took 200 µs a
+    /// layer, a merge dispatch costs about 5 µs), to be measured with
+    /// `ROPEWALK_GPU_ATTN_SPAN` (tools/gpu_remote.sh's `split` stage).
+    pub const DEFAULT: PositionSplit = PositionSplit { span: 128 };
+    /// One workgroup a head, however long the context.
+    pub const NEVER: PositionSplit = PositionSplit { span: u32::MAX };
+
+    /// Parts of at least `span` positions; 0 never splits.
+    pub fn new(span: u32) -> PositionSplit {
+        match span {
+            0 => PositionSplit::NEVER,
+            span => PositionSplit { span },
+        }
+    }
+
+    /// The parts of a head with `seen` cached positions before the token's own, as the
+    /// shaders' `split_parts` counts them.
+    pub fn parts(self, seen: u32) -> u32 {
+        (seen / self.span).clamp(1, MAX_PARTS)
+    }
+
+    /// The fewest cached positions that split into as many parts as `seen` does: steps
+    /// at either dispatch the same workgroups.
+    pub fn first_with_parts(self, seen: u32) -> u32 {
+        match self.parts(seen) {
+            1 => 0,
+            parts => parts * self.span,
+        }
+    }
+
+    fn defines(self) -> [(&'static str, String); 2] {
+        [
+            ("SPAN", self.span.to_string()),
+            ("MAX_PARTS", MAX_PARTS.to_string()),
+        ]
+    }
+}
+
+/// Room for one token's split attention (`[n_heads][MAX_PARTS][head_dim + 2]`), which the
+/// layers' attentions share since they run one after the other.
+pub fn attention_parts(gpu: &Gpu, shape: AttnShape) -> wgpu::Buffer {
+    let floats = shape.n_heads * MAX_PARTS as usize * (shape.head_dim + 2);
+    activations(gpu, "attention parts", floats)
+}
+
 /// Causal attention of the queries (`qkv`: `[n][q_stride]`, each row's `n_heads` query
 /// heads, then its key and value heads) over the caches, into `out`
 /// (`[n][n_heads][head_dim]`), with the 8-bit copy where `out` has one. A step of one
 /// token also rotates its query and key by `table`'s row and writes its key and value into
-/// the caches, which [`rope_store`] does for batches.
+/// the caches, which [`rope_store`] does for batches; where `split` divides its positions,
+/// the parts go through `parts` ([`attention_parts`]) and the second kernel merges them.
 pub fn attention<'a>(
     gpu: &Gpu,
-    (shape, ty): (AttnShape, KvType),
+    (shape, ty, split): (AttnShape, KvType, PositionSplit),
     step: &wgpu::Buffer,
     table: &wgpu::Buffer,
     (qkv, q_stride): (&wgpu::Buffer, usize),
     (k_cache, v_cache): (&wgpu::Buffer, &wgpu::Buffer),
-    out: impl Into<Input<'a>>,
-) -> Kernel {
+    (parts, out): (&wgpu::Buffer, impl Into<Input<'a>>),
+) -> [Kernel; 2] {
     let scale = 1.0 / (shape.head_dim as f32).sqrt();
     let params = [
         shape.n_heads as u32,
@@ -583,20 +643,39 @@ pub fn attention<'a>(
         q_stride as u32,
     ];
     let out = out.into();
-    let grid = Grid::PerHead {
-        heads: shape.n_heads as u32,
-    };
-    let variant = |rope: bool| {
-        let defines = attention_defines(ty, shape.head_dim, gpu.subgroups_of_32, rope);
-        let inputs = vec![(table, R), (qkv, R), (k_cache, RW), (v_cache, RW)];
-        let variant = (vec!["attention", "combine"], defines);
+    let heads = shape.n_heads as u32;
+    let variant = |rope: bool, grid| {
+        let defines = attention_defines(ty, shape.head_dim, gpu.subgroups_of_32, rope, split);
+        let inputs = vec![
+            (table, R),
+            (qkv, R),
+            (k_cache, RW),
+            (v_cache, RW),
+            (parts, RW),
+        ];
+        let variant = (vec!["attention", "attention_parts", "combine"], defines);
         let ((files, defines), buffers) = with_copy(variant, inputs, out);
         shader_variant(gpu, (&files, &defines), &params, step, &buffers, grid)
     };
-    Kernel::new(Variants::ByTokens {
-        one: variant(true),
-        many: variant(false),
-    })
+    let attend = Kernel::new(Variants::ByTokens {
+        one: variant(true, Grid::PerHeadPart { heads, split }),
+        many: variant(false, Grid::PerHead { heads }),
+    });
+    let variant = (merge_files(), merge_defines(shape.head_dim, split));
+    let ((files, defines), buffers) = with_copy(variant, vec![(parts, R)], out);
+    let grid = Grid::PerSplitHead { heads, split };
+    let merge = single_kernel(gpu, (&files, &defines), &[heads], step, &buffers, grid);
+    [attend, merge]
+}
+
+fn merge_files() -> Vec<&'static str> {
+    vec!["attention_merge", "attention_parts"]
+}
+
+fn merge_defines(head_dim: usize, split: PositionSplit) -> Vec<(&'static str, String)> {
+    let mut defines = vec![("HD", head_dim.to_string())];
+    defines.extend(split.defines());
+    defines
 }
 
 /// The attention shader's defines; `rope`: for a step of one token, which rotates and
@@ -606,6 +685,7 @@ fn attention_defines(
     head_dim: usize,
     subgroups_of_32: bool,
     rope: bool,
+    split: PositionSplit,
 ) -> Vec<(&'static str, String)> {
     let mut defines = vec![
         ("HD", head_dim.to_string()),
@@ -613,6 +693,7 @@ fn attention_defines(
         ("ROPE", u32::from(rope).to_string()),
     ];
     defines.extend(ty.kv_defines());
+    defines.extend(split.defines());
     defines
 }
 
@@ -722,13 +803,19 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
         ),
         ((vec!["silu_mul"], vec![]), 3),
     ];
+    for head_dim in [64, 128] {
+        let defines = merge_defines(head_dim, PositionSplit::DEFAULT);
+        makers.push(((merge_files(), defines), 3));
+    }
     for ty in [KvType::F32, KvType::F16] {
         out.push((vec!["rope_store"], ty.store_defines().to_vec()));
         for head_dim in [64, 128] {
             for subgroups in [false, true] {
                 for rope in [false, true] {
-                    let defines = attention_defines(ty, head_dim, subgroups, rope);
-                    makers.push(((vec!["attention", "combine"], defines), 6));
+                    let split = PositionSplit::DEFAULT;
+                    let defines = attention_defines(ty, head_dim, subgroups, rope, split);
+                    let files = vec!["attention", "attention_parts", "combine"];
+                    makers.push(((files, defines), 7));
                 }
             }
         }
@@ -803,4 +890,28 @@ pub fn copy(gpu: &Gpu, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64) -> Ke
             y: groups.div_ceil(x),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_counts_its_parts_as_the_shaders_do() {
+        let split = PositionSplit::DEFAULT;
+        assert_eq!(
+            [0, 255, 256, 383, 384].map(|s| split.parts(s)),
+            [1, 1, 2, 2, 3]
+        );
+        assert_eq!(split.parts(1 << 20), MAX_PARTS);
+        assert_eq!(PositionSplit::NEVER.parts(u32::MAX), 1);
+        assert_eq!(PositionSplit::new(0), PositionSplit::NEVER);
+        for split in [1, 5, 128, 300, 0].map(PositionSplit::new) {
+            for seen in (0..100_000).chain([u32::MAX - 1, u32::MAX]) {
+                let first = split.first_with_parts(seen);
+                assert!(first <= seen, "{split:?} {seen}");
+                assert_eq!(split.parts(first), split.parts(seen), "{split:?} {seen}");
+            }
+        }
+    }
 }

@@ -55,6 +55,8 @@ pub const SHADERS: &[(&str, &str)] = shaders![
     "rms_norm",
     "rope_store",
     "attention",
+    "attention_parts",
+    "attention_merge",
     "silu_mul",
     "copy",
 ];

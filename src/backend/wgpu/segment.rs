@@ -176,6 +176,7 @@ impl GpuSegment {
             n_kv_heads: c.n_kv_heads,
             head_dim: c.head_dim,
         };
+        let attention_parts = ops::attention_parts(g, shape);
 
         let total = offload.layers + usize::from(output);
         let mut layers = Vec::new();
@@ -247,14 +248,14 @@ impl GpuSegment {
             k.extend(l.m.qkv.kernels(g, &step, xn_attn, &a.qkv));
             k.push(ops::rope_store(g, shape, kv, &step, &table, &a.qkv, caches));
             let q = (&a.qkv, qkv_dim);
-            k.push(ops::attention(
+            k.extend(ops::attention(
                 g,
-                (shape, kv),
+                (shape, kv, g.attention_split),
                 &step,
                 &table,
                 q,
                 caches,
-                att,
+                (&attention_parts, att),
             ));
             let then = making(&l.ffn_norm).filter(|_| ffn_folds[i]);
             k.extend(add_product(g, &l.m.wo, &step, att, &a.x, then));
@@ -382,17 +383,21 @@ impl GpuSegment {
         );
         queue.write_buffer(&self.x, 0, bytemuck::cast_slice(x));
 
-        let shape = Step { pos0: 0, ..step };
+        let shape = self.shape(step);
         let commands = match self.ahead.take() {
             Some((s, commands)) if s == shape => commands,
             _ => self.encode(&shape),
         };
         queue.submit([commands]);
         self.gpu.check_errors("running a step")?;
-        // While the GPU works, record the next step, taking it to look like this one (as
-        // the steps of generation do): recording ~400 dispatches costs about a
-        // millisecond of CPU time, which would otherwise come before each step's start.
-        self.ahead = Some((shape, self.encode(&shape)));
+        // While the GPU works, record the next step, taking it to be as many tokens
+        // again (as the steps of generation are): recording ~400 dispatches costs about
+        // a millisecond of CPU time, which would otherwise come before each step's start.
+        let next = self.shape(Step {
+            pos0: step.pos0 + step.n_tokens,
+            ..step
+        });
+        self.ahead = Some((next, self.encode(&next)));
         let Some((_, offset, floats)) = self.readback(&shape) else {
             return Ok(());
         };
@@ -409,6 +414,18 @@ impl GpuSegment {
             }
         }
         self.gpu.check_errors("running a step")
+    }
+
+    /// What decides a step's commands: the step, with its position replaced by the first
+    /// one at which one token's attention has as many parts, or by 0 for a batch (the
+    /// kernels read the position itself from the step's uniform). Steps of one shape run
+    /// the same commands.
+    fn shape(&self, step: Step) -> Step {
+        let pos0 = match step.n_tokens {
+            1 => self.gpu.attention_split.first_with_parts(step.pos0),
+            _ => 0,
+        };
+        Step { pos0, ..step }
     }
 
     /// Whether a step of `shape` dispatches `k`: it has work in such a step and was not
@@ -431,9 +448,8 @@ impl GpuSegment {
         }
     }
 
-    /// Records a step of `shape` (whose position does not matter: the kernels read it
-    /// from the step's uniform): every kernel in one pass, then the copy of what comes
-    /// back.
+    /// Records a step of `shape` (see [`GpuSegment::shape`]): every kernel in one pass,
+    /// then the copy of what comes back.
     fn encode(&self, shape: &Step) -> wgpu::CommandBuffer {
         let rows = shape.n_out;
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
