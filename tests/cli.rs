@@ -154,6 +154,18 @@ fn bad_input_gives_one_line_errors() {
             &["run", "-m", m, "-p", "x", "-n", "many"][..],
             "'many' for '--n-predict",
         ),
+        (
+            &["run", "-m", m, "-p", "x", "--gpu-memory-limit", "4Q"][..],
+            "unknown unit 'Q'",
+        ),
+        (
+            &["bench", "-m", m, "--gpu-memory-limit", "0"][..],
+            "'0' is not a size of at least one byte",
+        ),
+        (
+            &["perplexity", "-m", m, "--gpu-memory-limit", "lots"][..],
+            "'lots' is not a size",
+        ),
     ] {
         let o = ropewalk(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");

@@ -167,6 +167,68 @@ fn losing_the_gpu_mid_run_goes_on_with_the_cpu() {
     assert!(err.to_string().contains("stopped answering"), "{err}");
 }
 
+/// What `--gpu-memory-limit` reckons an offload takes is what the offload makes, for
+/// splits with and without the output layer, both precisions, both cache types and
+/// batches of one to 512 tokens.
+#[test]
+fn an_offload_makes_what_its_footprint_says() {
+    let file = GgufFile::open(common::test_model()).unwrap();
+    let model = Llama::load(&file).unwrap();
+    let gpu = gpu();
+    let n = model.config.n_layers;
+    let cases = [
+        (1, CacheType::F32, Precision::Exact, 64, 1),
+        (n / 2, CacheType::F16, Precision::Quantized, 300, 16),
+        (n, CacheType::F32, Precision::Quantized, 100, 7),
+        (n + 1, CacheType::F16, Precision::Quantized, 512, 512),
+    ];
+    for (ngl, cache, precision, n_ctx, n_batch) in cases {
+        let mut s = Session::with_cache(&model, n_ctx, n_batch, cache).unwrap();
+        s.precision = precision;
+        let footprint = s.gpu_footprint(&gpu);
+        let before = gpu.bytes_created();
+        s.offload(gpu.clone(), ngl, &mut |_, _| {}).unwrap();
+        let made = gpu.bytes_created() - before;
+        assert_eq!(
+            made,
+            footprint.bytes(ngl),
+            "-ngl {ngl}, {cache:?} cache, {precision:?}, context {n_ctx}, batch {n_batch}"
+        );
+    }
+}
+
+/// `--gpu-memory-limit` offloads the last layers that fit, and the text is the CPU's.
+#[test]
+fn a_memory_limit_offloads_the_layers_that_fit() {
+    let model = common::test_model();
+    let run = |extra: &[&str]| {
+        let m = model.to_str().unwrap();
+        let mut args = vec!["run", "-m", m, "-p", "The capital of France is"];
+        args.extend(["-n", "8", "--temp", "0", "-c", "256", "-b", "32"]);
+        args.extend(extra);
+        let o = common::cli::ropewalk(&args);
+        common::cli::assert_ok(&o);
+        (common::cli::stdout(&o), common::cli::stderr(&o))
+    };
+    let (cpu, _) = run(&[]);
+    let (limited, err) = run(&["-ngl", "99", "--gpu-memory-limit", "30MiB"]);
+    assert_eq!(limited, cpu);
+    let said = err
+        .lines()
+        .find(|l| l.starts_with("--gpu-memory-limit 30.0 MiB: offloading "))
+        .unwrap_or_else(|| panic!("no word of the limit in {err}"));
+    let layers: usize = said["--gpu-memory-limit 30.0 MiB: offloading ".len()..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!((1..30).contains(&layers), "{said}");
+    assert!(
+        err.contains(&format!("offloaded {layers}/30 layers to")),
+        "{err}"
+    );
+}
+
 /// `ROPEWALK_GPU_SKIP` (for measuring what kernels cost) leaves out exactly the kernels
 /// its prefixes name: none named, the tokens are the plain run's; the products named, the
 /// run still ends well but its tokens are not the model's.

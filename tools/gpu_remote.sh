@@ -13,7 +13,8 @@
 # time per kernel of a generation step, from timestamps), knockout (the 7B step's time
 # without each kind of kernel), fold (tg128 with RMSNorm and SwiGLU folded into the
 # products and without, alternating), split (tg64 after 0-4096 tokens by how one token's
-# attention splits its positions over workgroups, ROPEWALK_GPU_ATTN_SPAN; 0 never splits).
+# attention splits its positions over workgroups, ROPEWALK_GPU_ATTN_SPAN; 0 never splits),
+# limit (tg64 of the 7B shape on the CPU alone and with the layers that fit in 1-3 GiB).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RW=.dev/ropewalk
@@ -120,6 +121,16 @@ print(f\"{sys.argv[1] or '(nothing)':42} {r['avg_ts']:8.1f} t/s {1e3 / r['avg_ts
         ;;
     fold)
         alternate ROPEWALK_GPU_NO_FOLD folded apart -p 0 -n 128 | tee "$OUT/fold.txt"
+        ;;
+    limit)
+        m=$(model llama2-7b q4_0)
+        for args in "-ngl 0" "-ngl 99 --gpu-memory-limit 1G" "-ngl 99 --gpu-memory-limit 2G" \
+            "-ngl 99 --gpu-memory-limit 3G"; do
+            # shellcheck disable=SC2086
+            $RW bench -m "$m" -p 0 -n 64 -r 2 $args -o json 2>&1 >"$OUT/limit.json" |
+                grep -- "--gpu-memory-limit" | sed "s/^/$args: /"
+            python3 -c "import json,sys; [print(sys.argv[1], ': ngl', r['n_gpu_layers'], r['test'], round(r['avg_ts'],1)) for r in json.load(open(sys.argv[2]))]" "$args" "$OUT/limit.json"
+        done 2>&1 | tee "$OUT/limit.txt"
         ;;
     split)
         for shape in smollm2-135m llama2-7b; do

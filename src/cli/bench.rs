@@ -363,12 +363,13 @@ fn run_test(
     model: &Llama,
     gpu: Option<&Arc<Gpu>>,
     feeder: &mut Feeder,
-    test: Test,
+    mut test: Test,
 ) -> std::result::Result<Result, Box<dyn std::error::Error>> {
     let n_ctx = (test.n_depth + test.n_tokens()).max(1);
     let mut s = Session::with_cache(model, n_ctx, test.n_batch, args.cache_type)?;
     if let Some(gpu) = gpu.filter(|_| test.n_gpu_layers > 0) {
-        args.gpu.offload(Some(gpu), &mut s, test.n_gpu_layers)?;
+        // The row says how many layers went, after --gpu-memory-limit.
+        test.n_gpu_layers = args.gpu.offload(Some(gpu), &mut s, test.n_gpu_layers)?;
     }
     // An upload that failed left every layer on the CPU, and the row says so.
     let backend = match gpu {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use ropewalk::backend::wgpu::{Gpu, GpuChoice};
+use ropewalk::backend::wgpu::{Footprint, Gpu, GpuChoice};
 use ropewalk::model::Session;
 
 use super::CliResult;
@@ -19,6 +19,42 @@ pub struct GpuArgs {
     /// Stop when the GPU cannot be used, rather than going on with the CPU.
     #[arg(long)]
     pub gpu_required: bool,
+    /// Offload only as many of the --gpu-layers as fit in SIZE of GPU memory (their
+    /// weights, KV cache and activations; the driver's overhead comes on top): bytes, or
+    /// a number with K, M, G (powers of 1024, also KiB, MiB, GiB) or KB, MB, GB (of 1000).
+    #[arg(long = "gpu-memory-limit", value_name = "SIZE", value_parser = parse_size)]
+    pub gpu_memory_limit: Option<u64>,
+}
+
+/// A size in bytes from `4G`, `1500MiB`, `6.5GB` or `123456`.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size (such as 4G or 1500MiB)"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "unknown unit '{unit}' (use K, M, G, KiB, MiB, GiB, KB, MB or GB)"
+            ))
+        }
+    };
+    let bytes = value * scale as f64;
+    if !(bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!("'{text}' is not a size of at least one byte"));
+    }
+    Ok(bytes as u64)
 }
 
 impl GpuArgs {
@@ -41,19 +77,27 @@ impl GpuArgs {
         }
     }
 
-    /// Moves the last `n_gpu_layers` layers of `session` to `gpu` and says what went
-    /// where; a failed upload leaves every layer on the CPU (or fails with
-    /// `--gpu-required`).
+    /// Moves the last `n_gpu_layers` layers of `session` to `gpu` (as many of them as
+    /// fit in `--gpu-memory-limit`) and says what went where; a failed upload leaves
+    /// every layer on the CPU (or fails with `--gpu-required`). Gives the layers asked
+    /// of the GPU, after the limit.
     pub fn offload(
         &self,
         gpu: Option<&Arc<Gpu>>,
         session: &mut Session,
         n_gpu_layers: usize,
-    ) -> CliResult {
+    ) -> Result<usize, Box<dyn std::error::Error>> {
         session.gpu_fallback = !self.gpu_required;
         let Some(gpu) = gpu else {
-            return Ok(());
+            return Ok(0);
         };
+        let n_gpu_layers = match self.gpu_memory_limit {
+            Some(limit) => fit(&session.gpu_footprint(gpu), n_gpu_layers, limit),
+            None => n_gpu_layers,
+        };
+        if n_gpu_layers == 0 {
+            return Ok(0);
+        }
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template("uploading to the GPU {bar:30} {pos}/{len} layers")
@@ -66,11 +110,11 @@ impl GpuArgs {
         bar.finish_and_clear();
         let offload = match result {
             Ok(Some(offload)) => offload,
-            Ok(None) => return Ok(()),
+            Ok(None) => return Ok(n_gpu_layers),
             Err(e) if self.gpu_required => return Err(e.into()),
             Err(e) => {
                 eprintln!("warning: {e}; running on the CPU");
-                return Ok(());
+                return Ok(n_gpu_layers);
             }
         };
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
@@ -94,8 +138,31 @@ impl GpuArgs {
                 offload.via_f16.len()
             );
         }
-        Ok(())
+        Ok(n_gpu_layers)
     }
+}
+
+/// The most of `n_gpu_layers` that `footprint` fits in `limit` bytes, saying so when it is
+/// fewer.
+fn fit(footprint: &Footprint, n_gpu_layers: usize, limit: u64) -> usize {
+    let fits = footprint.fit(n_gpu_layers, limit);
+    let asked = footprint.fit(n_gpu_layers, u64::MAX);
+    if fits < asked {
+        let mib = |n: usize| footprint.bytes(n) as f64 / (1 << 20) as f64;
+        let layers = |n: usize| match n.checked_sub(footprint.n_layers()) {
+            Some(1) => format!("{} layers and the output layer", n - 1),
+            _ => format!("{n} layers"),
+        };
+        eprintln!(
+            "--gpu-memory-limit {:.1} MiB: offloading {} ({:.1} MiB) of the {} asked ({:.1} MiB)",
+            limit as f64 / (1 << 20) as f64,
+            layers(fits),
+            mib(fits),
+            layers(asked),
+            mib(asked),
+        );
+    }
+    fits
 }
 
 #[derive(Args)]

@@ -20,7 +20,7 @@ pub struct CopyBandwidth {
 pub fn copy_gbs(gpu: &Gpu, bytes: u64, reps: usize) -> Result<CopyBandwidth> {
     let size = bytes.min(gpu.max_binding) & !255;
     let buffer = |usage| {
-        gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        gpu.buffer(&wgpu::BufferDescriptor {
             label: Some("bandwidth"),
             size,
             usage: usage | wgpu::BufferUsages::STORAGE,

@@ -1,7 +1,10 @@
 //! The adapter and device: which GPU, with which limits.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
 
 use super::ops::PositionSplit;
 use super::pipelines::Pipelines;
@@ -161,6 +164,9 @@ pub struct Gpu {
     /// part), for measuring.
     pub attention_split: PositionSplit,
     pub(super) pipelines: Pipelines,
+    /// Bytes of the buffers made through [`Gpu::buffer`] and [`Gpu::buffer_init`]: all
+    /// but the uniforms of a few bytes.
+    created: AtomicU64,
     /// The first error the device raised outside an error scope (a shader that does not
     /// compile, a lost device): kept so the next step fails with it rather than a panic.
     uncaptured: Arc<Mutex<Option<String>>>,
@@ -261,8 +267,29 @@ impl Gpu {
             fold_ops,
             matrix_units,
             attention_split,
+            created: AtomicU64::new(0),
             uncaptured,
         })
+    }
+
+    /// A buffer, counted in [`Gpu::bytes_created`].
+    pub(super) fn buffer(&self, desc: &wgpu::BufferDescriptor) -> wgpu::Buffer {
+        self.created.fetch_add(desc.size, Ordering::Relaxed);
+        self.device.create_buffer(desc)
+    }
+
+    /// A buffer holding `desc.contents`, counted in [`Gpu::bytes_created`].
+    pub(super) fn buffer_init(&self, desc: &wgpu::util::BufferInitDescriptor) -> wgpu::Buffer {
+        let size = super::upload::storage_bytes(desc.contents.len());
+        self.created.fetch_add(size, Ordering::Relaxed);
+        self.device.create_buffer_init(desc)
+    }
+
+    /// Bytes of every buffer made on this GPU so far (bar the uniforms of a few bytes),
+    /// dropped or not: what an offload takes is the difference across it, which
+    /// [`Footprint`](super::Footprint) reckons beforehand.
+    pub fn bytes_created(&self) -> u64 {
+        self.created.load(Ordering::Relaxed)
     }
 
     /// Fails with the first error the device raised outside an error scope, if any.

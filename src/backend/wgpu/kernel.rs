@@ -197,6 +197,7 @@ impl Kernel {
 pub fn uniform(gpu: &Gpu, fields: &[u32]) -> wgpu::Buffer {
     let mut words = fields.to_vec();
     words.resize(words.len().next_multiple_of(4), 0);
+    // Not counted in `bytes_created`: a few bytes a kernel.
     gpu.device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("params"),
@@ -215,11 +216,16 @@ pub fn step_buffer(gpu: &Gpu) -> wgpu::Buffer {
     })
 }
 
+/// Bytes of a storage buffer of `floats` f32 values, as [`activations`] makes it.
+pub fn activation_bytes(floats: usize) -> u64 {
+    (floats.max(1) * 4).next_multiple_of(16) as u64
+}
+
 /// A storage buffer of `floats` f32 values (at least one).
 pub fn activations(gpu: &Gpu, label: &str, floats: usize) -> wgpu::Buffer {
-    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+    gpu.buffer(&wgpu::BufferDescriptor {
         label: Some(label),
-        size: (floats.max(1) * 4).next_multiple_of(16) as u64,
+        size: activation_bytes(floats),
         usage: wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_DST
             | wgpu::BufferUsages::COPY_SRC,
@@ -229,14 +235,13 @@ pub fn activations(gpu: &Gpu, label: &str, floats: usize) -> wgpu::Buffer {
 
 /// A storage buffer holding `values`.
 pub fn upload_f32(gpu: &Gpu, label: &str, values: &[f32]) -> wgpu::Buffer {
-    gpu.device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(values),
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_DST
-                | wgpu::BufferUsages::COPY_SRC,
-        })
+    gpu.buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytemuck::cast_slice(values),
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC,
+    })
 }
 
 /// Runs `kernels` for `step` in one submission (what a segment does, for one op).
@@ -255,7 +260,7 @@ pub fn run(gpu: &Gpu, kernels: &[Kernel], step_buffer: &wgpu::Buffer, step: &Ste
 
 /// The first `n` f32 values of a storage buffer (made with COPY_SRC).
 pub fn read(gpu: &Gpu, buffer: &wgpu::Buffer, n: usize) -> Result<Vec<f32>> {
-    let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+    let staging = gpu.buffer(&wgpu::BufferDescriptor {
         label: Some("read"),
         size: (n * 4) as u64,
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,

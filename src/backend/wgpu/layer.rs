@@ -118,7 +118,7 @@ impl GpuLayer {
         let norm = |v: &[f32]| storage_init(gpu, "norm", bytemuck::cast_slice(v));
         let (k_cache, v_cache) = gpu.checked("allocating the KV cache", || {
             let cache = |label| {
-                gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                gpu.buffer(&wgpu::BufferDescriptor {
                     label: Some(label),
                     size: kv_bytes.next_multiple_of(16),
                     usage: wgpu::BufferUsages::STORAGE,

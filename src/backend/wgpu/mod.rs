@@ -10,6 +10,7 @@
 pub mod bandwidth;
 mod context;
 pub mod fold;
+mod footprint;
 mod kernel;
 mod layer;
 pub mod ops;
@@ -19,6 +20,7 @@ mod segment;
 pub mod upload;
 
 pub use context::{adapters, AdapterSummary, Gpu, GpuChoice};
+pub use footprint::Footprint;
 pub use pipelines::source as shader_source;
 pub use segment::{GpuSegment, Offload, SegmentSpec};
 

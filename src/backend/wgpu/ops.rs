@@ -10,7 +10,9 @@ use super::upload::{integer_dot, GpuMatrix};
 use super::Gpu;
 
 pub use super::fold::{Folded, GluOut, NormOut};
-pub use super::kernel::{activations, read, run, step_buffer, upload_f32, Kernel, Step};
+pub use super::kernel::{
+    activation_bytes, activations, read, run, step_buffer, upload_f32, Kernel, Step,
+};
 
 use Access::{Read as R, ReadWrite as RW, Uniform as U};
 
@@ -70,6 +72,11 @@ impl Q8Rows {
             q: activations(gpu, "q8", n * cols / 4),
             d: activations(gpu, "q8 scales", n * cols / 16),
         }
+    }
+
+    /// The bytes [`Q8Rows::new`] makes.
+    pub fn bytes(n: usize, cols: usize) -> u64 {
+        activation_bytes(n * cols / 4) + activation_bytes(n * cols / 16)
     }
 }
 
@@ -615,8 +622,11 @@ impl PositionSplit {
 /// Room for one token's split attention (`[n_heads][MAX_PARTS][head_dim + 2]`), which the
 /// layers' attentions share since they run one after the other.
 pub fn attention_parts(gpu: &Gpu, shape: AttnShape) -> wgpu::Buffer {
-    let floats = shape.n_heads * MAX_PARTS as usize * (shape.head_dim + 2);
-    activations(gpu, "attention parts", floats)
+    activations(gpu, "attention parts", attention_parts_floats(shape))
+}
+
+pub fn attention_parts_floats(shape: AttnShape) -> usize {
+    shape.n_heads * MAX_PARTS as usize * (shape.head_dim + 2)
 }
 
 /// Causal attention of the queries (`qkv`: `[n][q_stride]`, each row's `n_heads` query

@@ -54,7 +54,7 @@ impl Profiler {
         let count = labels.len() as u32 + 1;
         let bytes = count as u64 * 8;
         let buffer = |usage| {
-            gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            gpu.buffer(&wgpu::BufferDescriptor {
                 label: Some("timestamps"),
                 size: bytes,
                 usage,

@@ -305,7 +305,7 @@ impl GpuSegment {
         };
         g.check_errors("building the GPU layers")?;
         let readback_floats = n_batch * if output { c.n_vocab } else { c.dim };
-        let readback = g.device.create_buffer(&wgpu::BufferDescriptor {
+        let readback = g.buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: (readback_floats * 4) as u64,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,

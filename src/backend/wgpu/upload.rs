@@ -1,8 +1,6 @@
 //! Weights in the layouts the shaders read: quants and scales in separate u32-aligned
 //! arrays, split by rows across buffers where a matrix exceeds the largest binding.
 
-use wgpu::util::DeviceExt;
-
 use crate::model::weights::Matrix;
 use crate::quant::GgmlType;
 
@@ -101,21 +99,11 @@ impl GpuMatrix {
             )));
         }
         let (layout, decode) = layout(m.ty);
-        let quant_row_bytes = match &layout {
-            Layout::Raw => m.row_bytes(),
-            Layout::Split {
-                block, quants: q, ..
-            } => m.row_bytes() / block * q.len(),
-            Layout::ViaF16 => m.cols * 2,
-        };
-        // Rows per buffer: as many as the binding limit allows, and a multiple of 2 so
-        // that scales packed two to a word never straddle buffers.
-        let per_chunk = ((gpu.max_binding as usize / quant_row_bytes) & !1).max(1);
         let mut chunks = Vec::new();
         let mut bytes = 0;
-        for first_row in (0..m.rows).step_by(per_chunk) {
-            let rows = per_chunk.min(m.rows - first_row);
-            let (quants, scales) = arrays(m, &layout, first_row..first_row + rows);
+        for range in chunk_rows(m.ty, m.rows, m.cols, gpu.max_binding) {
+            let (first_row, rows) = (range.start, range.len());
+            let (quants, scales) = arrays(m, &layout, range);
             bytes += (quants.len() + scales.len()) as u64;
             let what = format!("uploading {}", m.name);
             let (quants, scales) = gpu.checked(&what, || {
@@ -141,15 +129,78 @@ impl GpuMatrix {
     }
 }
 
+/// Bytes of a stored row of `cols` values of type `ty`.
+fn row_bytes(ty: GgmlType, cols: usize) -> usize {
+    cols / ty.block_len() * ty.block_bytes()
+}
+
+/// Bytes of a row's quants in the GPU layout of `ty`.
+fn quant_row_bytes(ty: GgmlType, cols: usize) -> usize {
+    match layout(ty).0 {
+        Layout::Raw => row_bytes(ty, cols),
+        Layout::Split {
+            block, quants: q, ..
+        } => row_bytes(ty, cols) / block * q.len(),
+        Layout::ViaF16 => cols * 2,
+    }
+}
+
+/// The rows of each buffer pair a `rows` x `cols` matrix of type `ty` is split into: as
+/// many as the binding limit allows, and a multiple of 2 so that scales packed two to a
+/// word never straddle buffers.
+fn chunk_rows(
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    max_binding: u64,
+) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let per_chunk = ((max_binding as usize / quant_row_bytes(ty, cols)) & !1).max(1);
+    (0..rows)
+        .step_by(per_chunk)
+        .map(move |first| first..rows.min(first + per_chunk))
+}
+
+/// A quants or scales array of `len` bytes as stored: shaders read quants as 16-byte
+/// vectors and scales as words, and a binding may not be empty.
+fn padded(len: usize) -> usize {
+    len.next_multiple_of(16).max(16)
+}
+
 impl GpuMatrix {
+    /// Bytes that uploading a `rows` x `cols` matrix of type `ty` makes on a GPU whose
+    /// largest binding is `max_binding`: what [`GpuMatrix::upload`] counts in `bytes`.
+    pub fn bytes_for(ty: GgmlType, rows: usize, cols: usize, max_binding: u64) -> u64 {
+        let scale_row_bytes = match layout(ty).0 {
+            Layout::Split { block, scale, .. } => row_bytes(ty, cols) / block * scale.len(),
+            Layout::Raw | Layout::ViaF16 => 0,
+        };
+        chunk_rows(ty, rows, cols, max_binding)
+            .map(|r| {
+                padded(r.len() * quant_row_bytes(ty, cols)) + padded(r.len() * scale_row_bytes)
+            })
+            .sum::<usize>() as u64
+    }
+
+    /// Bytes that [`GpuMatrix::upload_stacked`] makes of `parts` (or their uploads one
+    /// by one, where they do not stack).
+    pub fn stacked_bytes_for(parts: &[&Matrix], max_binding: u64) -> u64 {
+        let first = parts[0];
+        if stackable(parts) {
+            let rows = parts.iter().map(|m| m.rows).sum();
+            GpuMatrix::bytes_for(first.ty, rows, first.cols, max_binding)
+        } else {
+            parts
+                .iter()
+                .map(|m| GpuMatrix::bytes_for(m.ty, m.rows, m.cols, max_binding))
+                .sum()
+        }
+    }
+
     /// `parts` stacked by rows into one matrix (q, k and v; gate and up), so one product
     /// serves all of them; `None` when their types or widths differ.
     pub fn upload_stacked(gpu: &Gpu, name: &str, parts: &[&Matrix]) -> Result<Option<GpuMatrix>> {
         let first = parts[0];
-        if parts
-            .iter()
-            .any(|m| m.ty != first.ty || m.cols != first.cols)
-        {
+        if !stackable(parts) {
             return Ok(None);
         }
         let data = parts.iter().map(|m| m.data).collect::<Vec<_>>().concat();
@@ -163,6 +214,13 @@ impl GpuMatrix {
         };
         GpuMatrix::upload(gpu, &stacked).map(Some)
     }
+}
+
+/// Whether `parts` have one type and one width, so they stack into one matrix.
+fn stackable(parts: &[&Matrix]) -> bool {
+    parts
+        .iter()
+        .all(|m| m.ty == parts[0].ty && m.cols == parts[0].cols)
 }
 
 /// The quants and scales arrays of `rows` of `m` (each at least one vector long, since a
@@ -198,20 +256,24 @@ fn arrays(m: &Matrix, layout: &Layout, rows: std::ops::Range<usize>) -> (Vec<u8>
             (out, Vec::new())
         }
     };
-    // Shaders read quants as 16-byte vectors and scales as words.
     for a in [&mut quants, &mut scales] {
-        a.resize(a.len().next_multiple_of(16).max(16), 0);
+        a.resize(padded(a.len()), 0);
     }
     (quants, scales)
 }
 
+/// Bytes of the buffer [`storage_init`] makes of `len` bytes (wgpu pads an initialized
+/// buffer to whole words, and to one word at least).
+pub fn storage_bytes(len: usize) -> u64 {
+    len.next_multiple_of(4).max(4) as u64
+}
+
 pub fn storage_init(gpu: &Gpu, label: &str, contents: &[u8]) -> wgpu::Buffer {
-    gpu.device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-        })
+    gpu.buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+    })
 }
 
 /// Whether a matrix of type `ty` is multiplied from its own blocks on the GPU (rather
@@ -223,6 +285,35 @@ pub fn has_shader(ty: GgmlType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `bytes_for` reckons what `arrays` makes, chunk by chunk, for every type, with
+    /// matrices that fit one binding and matrices split across several.
+    #[test]
+    fn bytes_for_counts_the_arrays_an_upload_makes() {
+        for ty in GgmlType::ALL {
+            let (rows, cols) = (37, 512);
+            let data = vec![0u8; rows * row_bytes(ty, cols)];
+            let m = Matrix {
+                name: "m",
+                ty,
+                rows,
+                cols,
+                data: &data,
+                packed: None,
+            };
+            let (layout, _) = layout(ty);
+            for max_binding in [1 << 30, 4 * row_bytes(ty, cols) as u64] {
+                let made: usize = chunk_rows(ty, rows, cols, max_binding)
+                    .map(|r| {
+                        let (q, s) = arrays(&m, &layout, r);
+                        q.len() + s.len()
+                    })
+                    .sum();
+                let want = GpuMatrix::bytes_for(ty, rows, cols, max_binding);
+                assert_eq!(made as u64, want, "{ty}, binding {max_binding}");
+            }
+        }
+    }
 
     #[test]
     fn every_layout_names_a_listed_decoder() {

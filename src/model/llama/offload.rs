@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::backend::wgpu::{self as gpu, Gpu, GpuError, GpuSegment, Offload, SegmentSpec};
+use crate::backend::wgpu::{
+    self as gpu, Footprint, Gpu, GpuError, GpuSegment, Offload, SegmentSpec,
+};
 use crate::model::kv_cache::{CacheType, KvCache};
 
 use super::{Logits, Result, Session};
@@ -21,31 +23,45 @@ impl Session<'_, '_> {
         progress: &mut dyn FnMut(usize, usize),
     ) -> gpu::Result<Option<Offload>> {
         let c = &self.model.config;
-        let layers = n_gpu_layers.min(c.n_layers);
         self.gpu = None;
         self.n_past = 0;
-        if layers == 0 {
+        if n_gpu_layers.min(c.n_layers) == 0 {
             return Ok(None);
         }
+        let spec = self.segment_spec(n_gpu_layers);
+        let segment = GpuSegment::new(gpu, self.model, spec, progress)?;
+        let first = spec.first_layer;
+        self.cache = KvCache::new(self.cache.ty(), c.cache_shape(first, spec.n_ctx));
+        let offload = segment.offload.clone();
+        self.gpu = Some(segment);
+        Ok(Some(offload))
+    }
+
+    /// What offloading each number of layers would take of a GPU's memory, with this
+    /// session's context, batch, cache type and precision.
+    pub fn gpu_footprint(&self, gpu: &Gpu) -> Footprint {
+        Footprint::of(
+            gpu,
+            self.model,
+            &self.segment_spec(self.model.config.n_layers),
+        )
+    }
+
+    /// The GPU segment of the last `n_gpu_layers` layers (at least one).
+    fn segment_spec(&self, n_gpu_layers: usize) -> SegmentSpec {
+        let c = &self.model.config;
         let kv = match self.cache.ty() {
             CacheType::F32 => gpu::ops::KvType::F32,
             _ => gpu::ops::KvType::F16,
         };
-        let first = c.n_layers - layers;
-        let n_ctx = self.n_ctx();
-        let spec = SegmentSpec {
-            first_layer: first,
+        SegmentSpec {
+            first_layer: c.n_layers - n_gpu_layers.min(c.n_layers),
             output: n_gpu_layers > c.n_layers,
-            n_ctx,
+            n_ctx: self.n_ctx(),
             n_batch: self.n_batch,
             kv,
             precision: self.precision,
-        };
-        let segment = GpuSegment::new(gpu, self.model, spec, progress)?;
-        self.cache = KvCache::new(self.cache.ty(), c.cache_shape(first, n_ctx));
-        let offload = segment.offload.clone();
-        self.gpu = Some(segment);
-        Ok(Some(offload))
+        }
     }
 
     /// Layers on the GPU: the last ones.

@@ -1,0 +1,149 @@
+//! The GPU memory an offload takes, reckoned from the model before anything goes up:
+//! how `--gpu-memory-limit` picks the layers that fit.
+
+use crate::backend::cpu::matmul::Precision;
+use crate::model::Llama;
+
+use super::ops::{activation_bytes, attention_parts_floats, AttnShape, Q8Rows};
+use super::upload::{storage_bytes, GpuMatrix};
+use super::{Gpu, SegmentSpec};
+
+/// Bytes of the buffers a [`GpuSegment`](super::GpuSegment) makes (what
+/// [`Gpu::bytes_created`] counts) for each split of a model between CPU and GPU. The
+/// driver's own overhead is not in it.
+#[derive(Clone, Debug)]
+pub struct Footprint {
+    /// What any offload makes: the activations passed between kernels, their 8-bit
+    /// copies, the RoPE table, the norms' sums and the attention's parts.
+    shared: u64,
+    /// Each layer's matrices, norms and KV cache, first layer first.
+    layers: Vec<u64>,
+    /// The output norm and matrix, and the logits.
+    output: u64,
+    /// What comes back after a step: the hidden rows, or the logits with the output layer.
+    readback: (u64, u64),
+}
+
+impl Footprint {
+    /// The footprint of `model`'s splits with `spec`'s context, batch, cache type and
+    /// precision (whichever layers `spec` names).
+    pub fn of(gpu: &Gpu, model: &Llama, spec: &SegmentSpec) -> Footprint {
+        let c = &model.config;
+        let n = spec.n_batch;
+        let (q_dim, kv_dim) = (c.n_heads * c.head_dim, c.kv_dim());
+        let activations = [
+            c.dim,
+            c.dim,
+            q_dim + 2 * kv_dim,
+            q_dim,
+            2 * c.ffn_dim,
+            c.ffn_dim,
+        ]
+        .map(|width| activation_bytes(n * width));
+        let q8 = match spec.precision {
+            Precision::Quantized => [c.dim, q_dim, c.ffn_dim].map(|cols| Q8Rows::bytes(n, cols)),
+            Precision::Exact => [0; 3],
+        };
+        let shape = AttnShape {
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: c.head_dim,
+        };
+        let shared = activations.iter().chain(&q8).sum::<u64>()
+            + activation_bytes(2 * n * (model.rope.dims / 2))
+            + activation_bytes(c.dim / 32)
+            + activation_bytes(attention_parts_floats(shape));
+
+        let binding = gpu.max_binding;
+        let kv_bytes = (spec.n_ctx * kv_dim * spec.kv.bytes_per_value()) as u64;
+        let norm = storage_bytes(c.dim * 4);
+        let layers = model
+            .weights
+            .layers
+            .iter()
+            .map(|l| {
+                let matrices = GpuMatrix::stacked_bytes_for(&[&l.wq, &l.wk, &l.wv], binding)
+                    + GpuMatrix::stacked_bytes_for(&[&l.wo], binding)
+                    + GpuMatrix::stacked_bytes_for(&[&l.w_gate, &l.w_up], binding)
+                    + GpuMatrix::stacked_bytes_for(&[&l.w_down], binding);
+                matrices + 2 * norm + 2 * kv_bytes.next_multiple_of(16)
+            })
+            .collect();
+        let out = &model.weights.output;
+        let output = GpuMatrix::bytes_for(out.ty, out.rows, out.cols, binding)
+            + norm
+            + activation_bytes(n * c.n_vocab);
+        let readback = ((n * c.dim * 4) as u64, (n * c.n_vocab * 4) as u64);
+        Footprint {
+            shared,
+            layers,
+            output,
+            readback,
+        }
+    }
+
+    /// The model's layers (not counting the output layer).
+    pub fn n_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Bytes of offloading `n_gpu_layers`, with llama.cpp's meaning: counted from the
+    /// last layer, and the output layer too past the layer count.
+    pub fn bytes(&self, n_gpu_layers: usize) -> u64 {
+        let n = n_gpu_layers.min(self.layers.len());
+        if n == 0 {
+            return 0;
+        }
+        let layers: u64 = self.layers[self.layers.len() - n..].iter().sum();
+        let with_output = n_gpu_layers > self.layers.len();
+        let (output, readback) = match with_output {
+            true => (self.output, self.readback.1),
+            false => (0, self.readback.0),
+        };
+        self.shared + layers + output + readback
+    }
+
+    /// The most layers, up to `n_gpu_layers`, whose offload takes at most `limit` bytes
+    /// (0 where not even one layer fits).
+    pub fn fit(&self, n_gpu_layers: usize, limit: u64) -> usize {
+        let most = n_gpu_layers.min(self.layers.len() + 1);
+        (0..=most)
+            .rev()
+            .find(|&n| self.bytes(n) <= limit)
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn footprint() -> Footprint {
+        Footprint {
+            shared: 100,
+            layers: vec![10, 20, 30],
+            output: 1000,
+            readback: (1, 2),
+        }
+    }
+
+    #[test]
+    fn layers_count_from_the_last_and_the_output_comes_past_them() {
+        let f = footprint();
+        assert_eq!(
+            [0, 1, 2, 3, 4, 999].map(|n| f.bytes(n)),
+            [0, 131, 151, 161, 1162, 1162]
+        );
+    }
+
+    #[test]
+    fn the_most_layers_that_fit_go() {
+        let f = footprint();
+        assert_eq!(f.fit(999, u64::MAX), 4);
+        assert_eq!(f.fit(999, 1161), 3);
+        assert_eq!(f.fit(2, 1161), 2);
+        assert_eq!(f.fit(999, 150), 1);
+        assert_eq!(f.fit(999, 130), 0);
+        assert_eq!(f.fit(0, u64::MAX), 0);
+    }
+}
