@@ -170,12 +170,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     // the positions in the caches: all of them for a batch, those before the token's own
     // for one token
     let seen = step.pos0 + t + 1u - ROPE;
-    // this part's positions: whole runs of HD, as evenly as they go
+    // this part's positions: whole runs of HD, the runs dealt out as evenly as they go
+    // (a part has one at least, since there are no more parts than runs)
     let n_parts = select(1u, split_parts(seen), ROPE == 1u);
     let runs = (seen + HD - 1u) / HD;
-    let per_part = (runs + n_parts - 1u) / n_parts * HD;
-    let begin = min(seen, part * per_part);
-    let end = min(seen, begin + per_part);
+    let begin = part * runs / n_parts * HD;
+    let end = min(seen, (part + 1u) * runs / n_parts * HD);
     var m = LOW;
     var l = 0.0;
     // this thread's share of the weighted values: dimensions 4 · quad.. of the positions

@@ -4,6 +4,7 @@
 // One workgroup of HD threads a head; thread i makes value i.
 // Defines: HD, SPAN and MAX_PARTS (attention_parts.wgsl).
 
+// Not read: a uniform binding may not be empty.
 struct MergeParams {
     n_heads: u32,
 }
@@ -20,6 +21,7 @@ const HD: u32 = {{HD}}u;
 @compute @workgroup_size(HD)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let h = wg.x;
+    // one token's cached positions: those before its own
     let n_parts = split_parts(step.pos0);
     var m = LOW;
     for (var i = 0u; i < n_parts; i++) {

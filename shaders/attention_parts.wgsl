@@ -7,17 +7,19 @@
 // outputs in `parts` and attention_merge.wgsl weighs them together. Where a head has one
 // part, the attention stores its output itself and the merge dispatches nothing.
 // Defines: SPAN (cached positions a part takes at least; 0xFFFFFFFF never splits),
-// MAX_PARTS. `split_parts` is mirrored by `PositionSplit::parts` (ops.rs), which sizes the
-// dispatches.
+// MAX_PARTS, and HD from the including shader. `split_parts` is mirrored by
+// `PositionSplit::parts` (ops.rs), which sizes the dispatches.
 
 const SPAN: u32 = {{SPAN}}u;
 const MAX_PARTS: u32 = {{MAX_PARTS}}u;
 // below any score, yet finite: exp(LOW - LOW) is 1, not NaN
 const LOW: f32 = -3.0e38;
 
-// The parts of one token's head that has `seen` cached positions before its own.
+// The parts of one token's head that has `seen` cached positions before its own: one
+// per SPAN positions, and no more than the runs of HD positions the attention walks.
 fn split_parts(seen: u32) -> u32 {
-    return clamp(seen / SPAN, 1u, MAX_PARTS);
+    let runs = (seen + HD - 1u) / HD;
+    return clamp(min(seen / SPAN, runs), 1u, MAX_PARTS);
 }
 
 // Where part `part` of head `h` keeps its HD output values, then its maximum score and

@@ -166,6 +166,18 @@ fn bad_input_gives_one_line_errors() {
             &["perplexity", "-m", m, "--gpu-memory-limit", "lots"][..],
             "'lots' is not a size",
         ),
+        (
+            &[
+                "run",
+                "-m",
+                m,
+                "-p",
+                "x",
+                "--gpu-memory-limit",
+                "99999999999G",
+            ][..],
+            "larger than any GPU's memory",
+        ),
     ] {
         let o = ropewalk(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");

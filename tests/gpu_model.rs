@@ -227,6 +227,24 @@ fn a_memory_limit_offloads_the_layers_that_fit() {
         err.contains(&format!("offloaded {layers}/30 layers to")),
         "{err}"
     );
+
+    // A limit that holds no layer runs on the CPU, or stops with --gpu-required.
+    let (none, err) = run(&["-ngl", "99", "--gpu-memory-limit", "1K"]);
+    assert_eq!(none, cpu);
+    assert!(
+        err.contains("holds no layer") && !err.contains("offloaded"),
+        "{err}"
+    );
+    let required = ["-ngl", "99", "--gpu-memory-limit", "1K", "--gpu-required"];
+    let m = model.to_str().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ropewalk"))
+        .args(["run", "-m", m, "-p", "x"])
+        .args(required)
+        // the Vulkan loader's complaint about a missing runtime folder is an "error:" line
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("run ropewalk");
+    common::cli::assert_fails(&o, "holds no layer");
 }
 
 /// `ROPEWALK_GPU_SKIP` (for measuring what kernels cost) leaves out exactly the kernels

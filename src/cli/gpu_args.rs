@@ -33,10 +33,11 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
+    let unit = unit.trim();
     let value: f64 = number
         .parse()
         .map_err(|_| format!("'{text}' is not a size (such as 4G or 1500MiB)"))?;
-    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" => 1 << 10,
         "m" | "mib" => 1 << 20,
@@ -51,8 +52,12 @@ fn parse_size(text: &str) -> Result<u64, String> {
         }
     };
     let bytes = value * scale as f64;
-    if !(bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64) {
+    if bytes < 1.0 {
         return Err(format!("'{text}' is not a size of at least one byte"));
+    }
+    // No GPU holds 2^63 bytes, and the check keeps the conversion below in range.
+    if bytes >= (1u64 << 63) as f64 {
+        return Err(format!("'{text}' is larger than any GPU's memory"));
     }
     Ok(bytes as u64)
 }
@@ -65,6 +70,12 @@ impl GpuArgs {
         n_gpu_layers: usize,
     ) -> Result<Option<Arc<Gpu>>, Box<dyn std::error::Error>> {
         if n_gpu_layers == 0 {
+            if self.gpu_memory_limit.is_some() {
+                eprintln!(
+                    "warning: --gpu-memory-limit caps --gpu-layers, which is 0: nothing goes \
+                     to the GPU (-ngl 999 offloads what fits)"
+                );
+            }
             return Ok(None);
         }
         match Gpu::open(&self.gpu_device.clone().unwrap_or_default()) {
@@ -92,12 +103,16 @@ impl GpuArgs {
             return Ok(0);
         };
         let n_gpu_layers = match self.gpu_memory_limit {
-            Some(limit) => fit(&session.gpu_footprint(gpu), n_gpu_layers, limit),
+            Some(limit) => match fit_in_limit(&session.gpu_footprint(gpu), n_gpu_layers, limit) {
+                Ok(n) => n,
+                Err(e) if self.gpu_required => return Err(e.into()),
+                Err(e) => {
+                    eprintln!("warning: {e}; running on the CPU");
+                    return Ok(0);
+                }
+            },
             None => n_gpu_layers,
         };
-        if n_gpu_layers == 0 {
-            return Ok(0);
-        }
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template("uploading to the GPU {bar:30} {pos}/{len} layers")
@@ -143,26 +158,34 @@ impl GpuArgs {
 }
 
 /// The most of `n_gpu_layers` that `footprint` fits in `limit` bytes, saying so when it is
-/// fewer.
-fn fit(footprint: &Footprint, n_gpu_layers: usize, limit: u64) -> usize {
+/// fewer (`n_gpu_layers` itself when all fit); an error when not one layer fits.
+fn fit_in_limit(footprint: &Footprint, n_gpu_layers: usize, limit: u64) -> Result<usize, String> {
     let fits = footprint.fit(n_gpu_layers, limit);
     let asked = footprint.fit(n_gpu_layers, u64::MAX);
+    let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
+    if fits == 0 && asked > 0 {
+        return Err(format!(
+            "--gpu-memory-limit {:.1} MiB holds no layer (the last one takes {:.1} MiB)",
+            mib(limit),
+            mib(footprint.bytes(1)),
+        ));
+    }
     if fits < asked {
-        let mib = |n: usize| footprint.bytes(n) as f64 / (1 << 20) as f64;
         let layers = |n: usize| match n.checked_sub(footprint.n_layers()) {
             Some(1) => format!("{} layers and the output layer", n - 1),
             _ => format!("{n} layers"),
         };
         eprintln!(
             "--gpu-memory-limit {:.1} MiB: offloading {} ({:.1} MiB) of the {} asked ({:.1} MiB)",
-            limit as f64 / (1 << 20) as f64,
+            mib(limit),
             layers(fits),
-            mib(fits),
+            mib(footprint.bytes(fits)),
             layers(asked),
-            mib(asked),
+            mib(footprint.bytes(asked)),
         );
+        return Ok(fits);
     }
-    fits
+    Ok(n_gpu_layers)
 }
 
 #[derive(Args)]

@@ -216,13 +216,18 @@ impl Gpu {
             && std::env::var_os("ROPEWALK_GPU_NO_FOLD").is_none();
         let matrix_units =
             info.matrix_units && std::env::var_os("ROPEWALK_GPU_NO_MATRIX_UNITS").is_none();
-        let attention_split = match std::env::var("ROPEWALK_GPU_ATTN_SPAN") {
-            Err(_) => PositionSplit::DEFAULT,
-            Ok(span) => span.parse().map(PositionSplit::new).map_err(|_| {
-                GpuError::Unsupported(format!(
-                    "ROPEWALK_GPU_ATTN_SPAN={span} is not a number of positions"
-                ))
-            })?,
+        let attention_split = match std::env::var_os("ROPEWALK_GPU_ATTN_SPAN") {
+            None => PositionSplit::DEFAULT,
+            Some(span) => span
+                .to_str()
+                .and_then(|s| s.parse().ok())
+                .map(PositionSplit::new)
+                .ok_or_else(|| {
+                    GpuError::Unsupported(format!(
+                        "ROPEWALK_GPU_ATTN_SPAN={} is not a number of positions",
+                        span.to_string_lossy()
+                    ))
+                })?,
         };
         let experimental_features = if matrix_units {
             features |=

@@ -1,10 +1,10 @@
 //! The GPU memory an offload takes, reckoned from the model before anything goes up:
 //! how `--gpu-memory-limit` picks the layers that fit.
 
-use crate::backend::cpu::matmul::Precision;
 use crate::model::Llama;
 
-use super::ops::{activation_bytes, attention_parts_floats, AttnShape, Q8Rows};
+use super::ops::activation_bytes;
+use super::segment::{kv_bytes_per_layer, scratch_floats, Activations};
 use super::upload::{storage_bytes, GpuMatrix};
 use super::{Gpu, SegmentSpec};
 
@@ -20,42 +20,27 @@ pub struct Footprint {
     layers: Vec<u64>,
     /// The output norm and matrix, and the logits.
     output: u64,
-    /// What comes back after a step: the hidden rows, or the logits with the output layer.
-    readback: (u64, u64),
+    /// What comes back after a step without the output layer: the hidden rows.
+    readback_hidden: u64,
+    /// What comes back with it: the logits. (On a discrete GPU this buffer is in the
+    /// host's memory, but not on every adapter: it is counted.)
+    readback_logits: u64,
 }
 
 impl Footprint {
-    /// The footprint of `model`'s splits with `spec`'s context, batch, cache type and
-    /// precision (whichever layers `spec` names).
+    /// The footprint of every split of `model` with `spec`'s context, batch, cache type
+    /// and precision (`spec`'s own split does not matter).
     pub fn of(gpu: &Gpu, model: &Llama, spec: &SegmentSpec) -> Footprint {
         let c = &model.config;
         let n = spec.n_batch;
-        let (q_dim, kv_dim) = (c.n_heads * c.head_dim, c.kv_dim());
-        let activations = [
-            c.dim,
-            c.dim,
-            q_dim + 2 * kv_dim,
-            q_dim,
-            2 * c.ffn_dim,
-            c.ffn_dim,
-        ]
-        .map(|width| activation_bytes(n * width));
-        let q8 = match spec.precision {
-            Precision::Quantized => [c.dim, q_dim, c.ffn_dim].map(|cols| Q8Rows::bytes(n, cols)),
-            Precision::Exact => [0; 3],
-        };
-        let shape = AttnShape {
-            n_heads: c.n_heads,
-            n_kv_heads: c.n_kv_heads,
-            head_dim: c.head_dim,
-        };
-        let shared = activations.iter().chain(&q8).sum::<u64>()
-            + activation_bytes(2 * n * (model.rope.dims / 2))
-            + activation_bytes(c.dim / 32)
-            + activation_bytes(attention_parts_floats(shape));
+        let shared = Activations::bytes(c, n, spec.precision)
+            + scratch_floats(model, n)
+                .map(activation_bytes)
+                .iter()
+                .sum::<u64>();
 
         let binding = gpu.max_binding;
-        let kv_bytes = (spec.n_ctx * kv_dim * spec.kv.bytes_per_value()) as u64;
+        let kv_bytes = kv_bytes_per_layer(c, spec.n_ctx, spec.kv);
         let norm = storage_bytes(c.dim * 4);
         let layers = model
             .weights
@@ -73,12 +58,12 @@ impl Footprint {
         let output = GpuMatrix::bytes_for(out.ty, out.rows, out.cols, binding)
             + norm
             + activation_bytes(n * c.n_vocab);
-        let readback = ((n * c.dim * 4) as u64, (n * c.n_vocab * 4) as u64);
         Footprint {
             shared,
             layers,
             output,
-            readback,
+            readback_hidden: (n * c.dim * 4) as u64,
+            readback_logits: (n * c.n_vocab * 4) as u64,
         }
     }
 
@@ -97,8 +82,8 @@ impl Footprint {
         let layers: u64 = self.layers[self.layers.len() - n..].iter().sum();
         let with_output = n_gpu_layers > self.layers.len();
         let (output, readback) = match with_output {
-            true => (self.output, self.readback.1),
-            false => (0, self.readback.0),
+            true => (self.output, self.readback_logits),
+            false => (0, self.readback_hidden),
         };
         self.shared + layers + output + readback
     }
@@ -107,7 +92,7 @@ impl Footprint {
     /// (0 where not even one layer fits).
     pub fn fit(&self, n_gpu_layers: usize, limit: u64) -> usize {
         let most = n_gpu_layers.min(self.layers.len() + 1);
-        (0..=most)
+        (1..=most)
             .rev()
             .find(|&n| self.bytes(n) <= limit)
             .unwrap_or(0)
@@ -123,7 +108,8 @@ mod tests {
             shared: 100,
             layers: vec![10, 20, 30],
             output: 1000,
-            readback: (1, 2),
+            readback_hidden: 1,
+            readback_logits: 2,
         }
     }
 

@@ -40,14 +40,29 @@ pub(super) enum Grid {
     /// One workgroup per (head, token).
     PerHead { heads: u32 },
     /// For one token: one workgroup per (head, part of the cached positions).
-    PerHeadPart { heads: u32, split: PositionSplit },
+    PerHeadPart(PartedHeads),
     /// For one token whose positions were split: one workgroup per head, which merges
     /// its parts; none where there is one part, or several tokens.
-    PerSplitHead { heads: u32, split: PositionSplit },
+    PerHeadMerge(PartedHeads),
     /// One invocation per `per_token` items of each token, 64 to a workgroup.
     Items { per_token: u32 },
     /// The same workgroups whatever the step.
     Fixed { x: u32, y: u32 },
+}
+
+/// The query heads of one token's attention, with how their positions split.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PartedHeads {
+    pub heads: u32,
+    pub head_dim: u32,
+    pub split: PositionSplit,
+}
+
+impl PartedHeads {
+    /// Each head's parts in `step` (whose one token sees the positions before its own).
+    fn parts(&self, step: &Step) -> u32 {
+        self.split.parts(step.pos0, self.head_dim)
+    }
 }
 
 impl Grid {
@@ -66,10 +81,10 @@ impl Grid {
             Grid::PerToken => (n, 1, 1),
             Grid::Fixed { x, y } => (x, y, 1),
             Grid::PerHead { heads } => (heads, n, 1),
-            Grid::PerHeadPart { heads, split } => (heads, split.parts(step.pos0), 1),
-            Grid::PerSplitHead { heads, split } => {
-                let merges = n == 1 && split.parts(step.pos0) > 1;
-                (if merges { heads } else { 0 }, 1, 1)
+            Grid::PerHeadPart(h) => (if n == 1 { h.heads } else { 0 }, h.parts(step), 1),
+            Grid::PerHeadMerge(h) => {
+                let merges = n == 1 && h.parts(step) > 1;
+                (if merges { h.heads } else { 0 }, 1, 1)
             }
             Grid::Items { per_token } => {
                 let groups = (n * per_token).div_ceil(64);

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::fold::{self, OutSide, Then};
-use super::kernel::{uniform, Grid, Variant, Variants, MAX_GROUPS};
+use super::kernel::{uniform, Grid, PartedHeads, Variant, Variants, MAX_GROUPS};
 use super::pipelines::{Access, Pipeline};
 use super::upload::{integer_dot, GpuMatrix};
 use super::Gpu;
@@ -571,8 +571,9 @@ pub struct AttnShape {
 pub const MAX_PARTS: u32 = 64;
 
 /// How a step of one token spreads each head's cached positions over workgroups
-/// (attention_parts.wgsl): a part takes `span` positions or more, and a head at most
-/// [`MAX_PARTS`] parts. Long contexts then keep a large GPU busy where one workgroup a
+/// (attention_parts.wgsl): a part takes `span` positions or more, and at least one whole
+/// run of the head's size (the positions the attention walks at a time), and a head at
+/// most [`MAX_PARTS`] parts. Long contexts then keep a large GPU busy where one workgroup a
 /// head would leave most of it idle; short ones stay whole, since the parts cost a merge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PositionSplit {
@@ -596,18 +597,20 @@ impl PositionSplit {
         }
     }
 
-    /// The parts of a head with `seen` cached positions before the token's own, as the
-    /// shaders' `split_parts` counts them.
-    pub fn parts(self, seen: u32) -> u32 {
-        (seen / self.span).clamp(1, MAX_PARTS)
+    /// The parts of a head of `head_dim` values with `seen` cached positions before the
+    /// token's own, as the shaders' `split_parts` counts them.
+    pub fn parts(self, seen: u32, head_dim: u32) -> u32 {
+        let runs = seen.div_ceil(head_dim);
+        (seen / self.span).min(runs).clamp(1, MAX_PARTS)
     }
 
     /// The fewest cached positions that split into as many parts as `seen` does: steps
-    /// at either dispatch the same workgroups.
-    pub fn first_with_parts(self, seen: u32) -> u32 {
-        match self.parts(seen) {
+    /// at either dispatch the same workgroups. (Both bounds of [`PositionSplit::parts`]
+    /// must allow `p` parts: `p · span` positions, and more than `p - 1` runs.)
+    pub fn first_with_parts(self, seen: u32, head_dim: u32) -> u32 {
+        match self.parts(seen, head_dim) {
             1 => 0,
-            parts => parts * self.span,
+            p => (p * self.span).max((p - 1) * head_dim + 1),
         }
     }
 
@@ -625,6 +628,7 @@ pub fn attention_parts(gpu: &Gpu, shape: AttnShape) -> wgpu::Buffer {
     activations(gpu, "attention parts", attention_parts_floats(shape))
 }
 
+/// The f32 values of [`attention_parts`]'s buffer.
 pub fn attention_parts_floats(shape: AttnShape) -> usize {
     shape.n_heads * MAX_PARTS as usize * (shape.head_dim + 2)
 }
@@ -654,6 +658,11 @@ pub fn attention<'a>(
     ];
     let out = out.into();
     let heads = shape.n_heads as u32;
+    let parted = PartedHeads {
+        heads,
+        head_dim: shape.head_dim as u32,
+        split,
+    };
     let variant = |rope: bool, grid| {
         let defines = attention_defines(ty, shape.head_dim, gpu.subgroups_of_32, rope, split);
         let inputs = vec![
@@ -668,12 +677,12 @@ pub fn attention<'a>(
         shader_variant(gpu, (&files, &defines), &params, step, &buffers, grid)
     };
     let attend = Kernel::new(Variants::ByTokens {
-        one: variant(true, Grid::PerHeadPart { heads, split }),
+        one: variant(true, Grid::PerHeadPart(parted)),
         many: variant(false, Grid::PerHead { heads }),
     });
     let variant = (merge_files(), merge_defines(shape.head_dim, split));
     let ((files, defines), buffers) = with_copy(variant, vec![(parts, R)], out);
-    let grid = Grid::PerSplitHead { heads, split };
+    let grid = Grid::PerHeadMerge(parted);
     let merge = single_kernel(gpu, (&files, &defines), &[heads], step, &buffers, grid);
     [attend, merge]
 }
@@ -909,18 +918,31 @@ mod tests {
     #[test]
     fn a_split_counts_its_parts_as_the_shaders_do() {
         let split = PositionSplit::DEFAULT;
+        let parts = |seen, head_dim| split.parts(seen, head_dim);
         assert_eq!(
-            [0, 255, 256, 383, 384].map(|s| split.parts(s)),
+            [0, 255, 256, 383, 384].map(|s| parts(s, 128)),
             [1, 1, 2, 2, 3]
         );
-        assert_eq!(split.parts(1 << 20), MAX_PARTS);
-        assert_eq!(PositionSplit::NEVER.parts(u32::MAX), 1);
+        // no more parts than runs of the head's size
+        assert_eq!(
+            [256, 257, 512, 513, 768].map(|s| parts(s, 256)),
+            [1, 2, 2, 3, 3]
+        );
+        assert_eq!(parts(1 << 20, 64), MAX_PARTS);
+        assert_eq!(PositionSplit::NEVER.parts(u32::MAX, 64), 1);
         assert_eq!(PositionSplit::new(0), PositionSplit::NEVER);
         for split in [1, 5, 128, 300, 0].map(PositionSplit::new) {
-            for seen in (0..100_000).chain([u32::MAX - 1, u32::MAX]) {
-                let first = split.first_with_parts(seen);
-                assert!(first <= seen, "{split:?} {seen}");
-                assert_eq!(split.parts(first), split.parts(seen), "{split:?} {seen}");
+            for head_dim in [32, 64, 128, 256] {
+                for seen in (0..100_000).chain([u32::MAX - 1, u32::MAX]) {
+                    let first = split.first_with_parts(seen, head_dim);
+                    let what = format!("{split:?} head {head_dim}, {seen} positions");
+                    assert!(first <= seen, "{what}");
+                    assert_eq!(
+                        split.parts(first, head_dim),
+                        split.parts(seen, head_dim),
+                        "{what}"
+                    );
+                }
             }
         }
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::backend::cpu::matmul::Precision;
-use crate::model::Llama;
+use crate::model::{Llama, LlamaConfig};
 
 use super::fold;
 use super::kernel::read_into;
@@ -41,6 +41,7 @@ pub struct GpuSegment {
     dim: usize,
     n_vocab: usize,
     half: usize,
+    head_dim: usize,
     n_batch: usize,
     step: wgpu::Buffer,
     /// `[2][n_batch][half]`: the step's RoPE cos rows, then its sin rows
@@ -79,8 +80,33 @@ pub struct SegmentSpec {
     pub precision: Precision,
 }
 
+/// The f32 values of the step's other buffers that every layer shares: the RoPE table,
+/// the folded norms' sums, the attention's parts.
+pub(super) fn scratch_floats(model: &Llama, n_batch: usize) -> [usize; 3] {
+    let c = &model.config;
+    let table = 2 * n_batch * (model.rope.dims / 2);
+    [
+        table,
+        c.dim / 32,
+        ops::attention_parts_floats(attn_shape(c)),
+    ]
+}
+
+/// Bytes of one layer's cached keys (or values) for `n_ctx` positions.
+pub(super) fn kv_bytes_per_layer(c: &LlamaConfig, n_ctx: usize, kv: KvType) -> u64 {
+    (n_ctx * c.kv_dim() * kv.bytes_per_value()) as u64
+}
+
+fn attn_shape(c: &LlamaConfig) -> AttnShape {
+    AttnShape {
+        n_heads: c.n_heads,
+        n_kv_heads: c.n_kv_heads,
+        head_dim: c.head_dim,
+    }
+}
+
 /// The buffers a layer's kernels pass between them, `[n_batch][width]` each.
-struct Activations {
+pub(super) struct Activations {
     x: wgpu::Buffer,
     xn: wgpu::Buffer,
     /// `[n_batch][q | k | v]`
@@ -94,6 +120,47 @@ struct Activations {
 }
 
 impl Activations {
+    fn new(g: &Gpu, c: &LlamaConfig, n_batch: usize, precision: Precision) -> Activations {
+        let labels = ["x", "xn", "qkv", "att", "gate_up", "hidden"];
+        let mut rows = labels
+            .into_iter()
+            .zip(Activations::widths(c))
+            .map(|(label, width)| ops::activations(g, label, n_batch * width));
+        let mut next = || rows.next().expect("six widths");
+        Activations {
+            x: next(),
+            xn: next(),
+            qkv: next(),
+            att: next(),
+            gate_up: next(),
+            hidden: next(),
+            q8: (precision == Precision::Quantized)
+                .then(|| Activations::q8_widths(c).map(|cols| Q8Rows::new(g, n_batch, cols))),
+        }
+    }
+
+    /// Bytes that [`Activations::new`] makes.
+    pub(super) fn bytes(c: &LlamaConfig, n_batch: usize, precision: Precision) -> u64 {
+        let rows = Activations::widths(c).map(|width| ops::activation_bytes(n_batch * width));
+        let q8 = match precision {
+            Precision::Quantized => Activations::q8_widths(c).map(|w| Q8Rows::bytes(n_batch, w)),
+            Precision::Exact => [0; 3],
+        };
+        rows.iter().chain(&q8).sum()
+    }
+
+    /// The rows' widths: x, xn, qkv, att, gate_up, hidden.
+    fn widths(c: &LlamaConfig) -> [usize; 6] {
+        let q_dim = c.n_heads * c.head_dim;
+        let qkv_dim = q_dim + 2 * c.kv_dim();
+        [c.dim, c.dim, qkv_dim, q_dim, 2 * c.ffn_dim, c.ffn_dim]
+    }
+
+    /// The widths of the 8-bit copies: of xn, att and hidden.
+    fn q8_widths(c: &LlamaConfig) -> [usize; 3] {
+        [c.dim, c.n_heads * c.head_dim, c.ffn_dim]
+    }
+
     /// The products' inputs (`xn`, `att`, `hidden`), each with its 8-bit copy where
     /// there is one.
     fn inputs(&self) -> [Input<'_>; 3] {
@@ -141,7 +208,7 @@ impl GpuSegment {
                 c.head_dim
             )));
         }
-        let kv_bytes_per_layer = (n_ctx * kv_dim * kv.bytes_per_value()) as u64;
+        let kv_bytes_per_layer = kv_bytes_per_layer(c, n_ctx, kv);
         if kv_bytes_per_layer > g.max_binding {
             return Err(GpuError::Unsupported(format!(
                 "a layer's KV cache of {} MiB is above the adapter's largest binding ({} MiB)",
@@ -149,19 +216,13 @@ impl GpuSegment {
                 g.max_binding >> 20
             )));
         }
-        let a = g.checked("allocating activations", || Activations {
-            x: ops::activations(g, "x", n_batch * c.dim),
-            xn: ops::activations(g, "xn", n_batch * c.dim),
-            qkv: ops::activations(g, "qkv", n_batch * qkv_dim),
-            att: ops::activations(g, "att", n_batch * q_dim),
-            gate_up: ops::activations(g, "gate_up", n_batch * 2 * c.ffn_dim),
-            hidden: ops::activations(g, "hidden", n_batch * c.ffn_dim),
-            q8: (precision == Precision::Quantized)
-                .then(|| [c.dim, q_dim, c.ffn_dim].map(|cols| Q8Rows::new(g, n_batch, cols))),
+        let a = g.checked("allocating activations", || {
+            Activations::new(g, c, n_batch, precision)
         })?;
         let [xn, att, hidden] = a.inputs();
         let step = ops::step_buffer(g);
-        let table = ops::activations(g, "rope", 2 * n_batch * half);
+        let [table_floats, sums_floats, parts_floats] = scratch_floats(model, n_batch);
+        let table = ops::activations(g, "rope", table_floats);
         let mut offload = Offload {
             layers: c.n_layers - first_layer,
             output,
@@ -171,12 +232,8 @@ impl GpuSegment {
             folded_norms: 0,
             folded_swiglu: 0,
         };
-        let shape = AttnShape {
-            n_heads: c.n_heads,
-            n_kv_heads: c.n_kv_heads,
-            head_dim: c.head_dim,
-        };
-        let attention_parts = ops::attention_parts(g, shape);
+        let shape = attn_shape(c);
+        let attention_parts = ops::activations(g, "attention parts", parts_floats);
 
         let total = offload.layers + usize::from(output);
         let mut layers = Vec::new();
@@ -215,7 +272,7 @@ impl GpuSegment {
         let count = |folds: &[bool]| folds.iter().filter(|&&f| f).count();
         offload.folded_norms = count(&attn_folds) + count(&ffn_folds);
         offload.folded_swiglu = count(&glu_folds);
-        let sums = ops::activations(g, "norm sums", c.dim / 32);
+        let sums = ops::activations(g, "norm sums", sums_floats);
         let normed = |folded: bool| Input {
             folded: folded.then_some(Folded {
                 sums: &sums,
@@ -328,6 +385,7 @@ impl GpuSegment {
             dim: c.dim,
             n_vocab: c.n_vocab,
             half,
+            head_dim: c.head_dim,
             n_batch,
             step,
             table,
@@ -422,7 +480,10 @@ impl GpuSegment {
     /// the same commands.
     fn shape(&self, step: Step) -> Step {
         let pos0 = match step.n_tokens {
-            1 => self.gpu.attention_split.first_with_parts(step.pos0),
+            1 => {
+                let split = self.gpu.attention_split;
+                split.first_with_parts(step.pos0, self.head_dim as u32)
+            }
             _ => 0,
         };
         Step { pos0, ..step }

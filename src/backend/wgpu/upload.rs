@@ -154,7 +154,8 @@ fn chunk_rows(
     cols: usize,
     max_binding: u64,
 ) -> impl Iterator<Item = std::ops::Range<usize>> {
-    let per_chunk = ((max_binding as usize / quant_row_bytes(ty, cols)) & !1).max(1);
+    let row = quant_row_bytes(ty, cols).max(1);
+    let per_chunk = ((max_binding as usize / row) & !1).max(1);
     (0..rows)
         .step_by(per_chunk)
         .map(move |first| first..rows.min(first + per_chunk))
