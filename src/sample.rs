@@ -12,6 +12,10 @@
 
 use std::cmp::Ordering;
 
+mod select;
+
+pub use select::argmax;
+
 #[derive(Clone, Debug)]
 pub struct SamplerConfig {
     /// At or below 0: greedy (argmax).
@@ -139,22 +143,26 @@ impl Sampler {
 
         // -inf (a masked token) and NaN have no probability; leaving them out also spares
         // every later stage from ordering NaN.
-        self.cands.clear();
-        self.cands.extend(
-            logits
-                .iter()
-                .enumerate()
-                .filter(|&(_, &l)| l > f32::NEG_INFINITY)
-                .map(|(i, &l)| Candidate {
-                    id: i as u32,
-                    logit: l,
-                }),
-        );
+        match self.cfg.top_k {
+            0 => {
+                self.cands.clear();
+                self.cands.extend(
+                    logits
+                        .iter()
+                        .enumerate()
+                        .filter(|&(_, &l)| l > f32::NEG_INFINITY)
+                        .map(|(i, &l)| Candidate {
+                            id: i as u32,
+                            logit: l,
+                        }),
+                );
+            }
+            k => select::top_k(logits, k, &mut self.cands),
+        }
         if self.cands.is_empty() {
             return argmax(logits);
         }
 
-        top_k(&mut self.cands, self.cfg.top_k);
         if self.cfg.top_k == 0 && self.cfg.top_p < 1.0 {
             // top-p needs the order; without it the whole vocabulary is drawn from in
             // id order and never sorted.
@@ -189,34 +197,6 @@ impl Sampler {
             }
         }
     }
-}
-
-/// First index of the largest logit; NaN never wins. All NaN gives 0.
-pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best: Option<(usize, f32)> = None;
-    for (i, &l) in logits.iter().enumerate() {
-        if l.is_nan() {
-            continue;
-        }
-        match best {
-            Some((_, b)) if l <= b => {}
-            _ => best = Some((i, l)),
-        }
-    }
-    best.map_or(0, |(i, _)| i as u32)
-}
-
-/// Leaves the `k` most likely, most likely first; `k` = 0 leaves everything as it is.
-/// A partial selection first, so only the `k` survivors are sorted.
-fn top_k(cands: &mut Vec<Candidate>, k: usize) {
-    if k == 0 {
-        return;
-    }
-    if k < cands.len() {
-        cands.select_nth_unstable_by(k - 1, by_logit_desc);
-        cands.truncate(k);
-    }
-    cands.sort_unstable_by(by_logit_desc);
 }
 
 /// Keeps the shortest prefix whose probability reaches `p`; `cands` must be sorted most
@@ -472,12 +452,10 @@ mod tests {
     #[test]
     fn top_k_keeps_the_k_largest_in_order() {
         let logits = [0.5, 3.0, -1.0, 2.0, 2.5, 0.0];
-        let mut c = sorted_cands(&logits);
-        c.reverse();
-        top_k(&mut c, 3);
+        let mut c = Vec::new();
+        select::top_k(&logits, 3, &mut c);
         assert_eq!(ids(&c), [1, 4, 3]);
-        let mut c = sorted_cands(&logits);
-        top_k(&mut c, 100);
+        select::top_k(&logits, 100, &mut c);
         assert_eq!(c.len(), 6);
     }
 
