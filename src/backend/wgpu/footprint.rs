@@ -4,7 +4,7 @@
 use crate::model::Llama;
 
 use super::ops::activation_bytes;
-use super::segment::{kv_bytes_per_layer, scratch_floats, Activations};
+use super::segment::{kv_bytes_per_layer, logit_rows, scratch_floats, Activations};
 use super::upload::{storage_bytes, GpuMatrix};
 use super::{Gpu, SegmentSpec};
 
@@ -55,15 +55,16 @@ impl Footprint {
             })
             .collect();
         let out = &model.weights.output;
+        let logits = logit_rows(n) * c.n_vocab;
         let output = GpuMatrix::bytes_for(out.ty, out.rows, out.cols, binding)
             + norm
-            + activation_bytes(n * c.n_vocab);
+            + activation_bytes(logits);
         Footprint {
             shared,
             layers,
             output,
             readback_hidden: (n * c.dim * 4) as u64,
-            readback_logits: (n * c.n_vocab * 4) as u64,
+            readback_logits: (logits * 4) as u64,
         }
     }
 

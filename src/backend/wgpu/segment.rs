@@ -48,8 +48,10 @@ pub struct GpuSegment {
     table: wgpu::Buffer,
     /// `[n_batch][dim]` the residual stream
     x: wgpu::Buffer,
-    /// `[n_batch][n_vocab]`, when the output layer is here
+    /// `[logit_rows][n_vocab]`, when the output layer is here
     logits: Option<wgpu::Buffer>,
+    /// Logit rows a pass of the output layer makes ([`logit_rows`]).
+    logit_rows: usize,
     readback: wgpu::Buffer,
     layers: Vec<Kernel>,
     output: Vec<Kernel>,
@@ -78,6 +80,14 @@ pub struct SegmentSpec {
     /// `Quantized`: one-token steps multiply the quantized types with 8-bit activations,
     /// as the CPU does; `Exact`: every product reads f32 activations.
     pub precision: Precision,
+}
+
+/// Logit rows a step's pass of the output layer makes, for steps of up to `n_batch`
+/// tokens: a step that wants more (perplexity's batches) runs the output layer again for
+/// the rest, so the logits and their readback take 64 rows, not a batch's (512 rows of
+/// Llama 3's 128256 logits would be 256 MiB each).
+pub(super) fn logit_rows(n_batch: usize) -> usize {
+    n_batch.min(64)
 }
 
 /// The f32 values of the step's other buffers that every layer shares: the RoPE table,
@@ -347,9 +357,10 @@ impl GpuSegment {
         }
 
         let mut output_kernels = Vec::new();
+        let logit_rows = logit_rows(n_batch);
         let logits = if output {
             let logits = g.checked("allocating logits", || {
-                ops::activations(g, "logits", n_batch * c.n_vocab)
+                ops::activations(g, "logits", logit_rows * c.n_vocab)
             })?;
             let out = upload(g, &model.weights.output, &mut offload)?;
             let norm = storage_init(g, "norm", bytemuck::cast_slice(&model.weights.output_norm));
@@ -361,7 +372,10 @@ impl GpuSegment {
             None
         };
         g.check_errors("building the GPU layers")?;
-        let readback_floats = n_batch * if output { c.n_vocab } else { c.dim };
+        let readback_floats = match output {
+            true => logit_rows * c.n_vocab,
+            false => n_batch * c.dim,
+        };
         let readback = g.buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: (readback_floats * 4) as u64,
@@ -391,6 +405,7 @@ impl GpuSegment {
             table,
             x: a.x,
             logits,
+            logit_rows,
             readback,
             layers: kernels,
             output: output_kernels,
@@ -402,7 +417,8 @@ impl GpuSegment {
     /// Runs a step of `x.len() / dim` tokens at positions `pos0..` through the segment.
     /// `cos` and `sin` are the positions' RoPE rows. With `out: Some((first, rows))`,
     /// the logits of tokens `first..first + rows` go to `logits` when the output layer is
-    /// here, else those tokens' residual rows come back into `x`.
+    /// here (a pass of it for each [`logit_rows`] of them), else those tokens' residual
+    /// rows come back into `x`.
     pub fn step(
         &mut self,
         x: &mut [f32],
@@ -421,11 +437,15 @@ impl GpuSegment {
             self.n_batch
         );
         let (first, rows) = out.unwrap_or((0, 0));
+        let first_pass = match self.logits {
+            Some(_) => rows.min(self.logit_rows),
+            None => rows,
+        };
         let step = Step {
             n_tokens: n as u32,
             pos0: pos0 as u32,
             out_first: first as u32,
-            n_out: rows as u32,
+            n_out: first_pass as u32,
         };
         let queue = &self.gpu.queue;
         queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
@@ -464,6 +484,22 @@ impl GpuSegment {
             None => &mut x[offset..offset + floats],
         };
         read_into(&self.gpu, &self.readback, dest)?;
+        let mut done = first_pass;
+        while done < rows {
+            let pass = (rows - done).min(self.logit_rows);
+            let more = Step {
+                out_first: (first + done) as u32,
+                n_out: pass as u32,
+                ..step
+            };
+            self.gpu
+                .queue
+                .write_buffer(&self.step, 0, bytemuck::bytes_of(&more));
+            self.gpu.queue.submit([self.encode_output(&more)]);
+            let dest = &mut logits[done * self.n_vocab..(done + pass) * self.n_vocab];
+            read_into(&self.gpu, &self.readback, dest)?;
+            done += pass;
+        }
         if self.profiler.is_some() {
             let kernels = self.layers.iter().chain(&self.output);
             let ran: Vec<bool> = kernels.map(|k| self.dispatches(k, &shape)).collect();
@@ -507,6 +543,28 @@ impl GpuSegment {
                 rows * self.dim,
             )),
         }
+    }
+
+    /// Records the output layer alone for `shape`'s rows, and their copy back: the
+    /// further passes of a step that wants more than [`logit_rows`] logits.
+    fn encode_output(&self, shape: &Step) -> wgpu::CommandBuffer {
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for k in self.output.iter().filter(|k| self.dispatches(k, shape)) {
+                k.encode(&mut pass, shape);
+            }
+        }
+        if let Some((src, offset, floats)) = self.readback(shape) {
+            encoder.copy_buffer_to_buffer(
+                src,
+                (offset * 4) as u64,
+                &self.readback,
+                0,
+                (floats * 4) as u64,
+            );
+        }
+        encoder.finish()
     }
 
     /// Records a step of `shape` (see [`GpuSegment::shape`]): every kernel in one pass,
