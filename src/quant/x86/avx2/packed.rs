@@ -13,7 +13,9 @@ use std::arch::x86_64::*;
 
 use crate::quant::packed::{self, ActPtrs, Layout, PackedJob, GROUP_ROWS};
 
-const PREFETCH_AHEAD: usize = 16384;
+/// Bytes ahead of the block being multiplied that the kernel prefetches, as the AVX-512
+/// kernel's (2 kB: 4% faster than 16 on a 7B model, docs/BENCHMARKS.md).
+const PREFETCH_AHEAD: usize = 2048;
 
 /// A packed type, for the kernel to specialize on.
 trait Packed {
