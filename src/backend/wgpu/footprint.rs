@@ -3,8 +3,11 @@
 
 use crate::model::Llama;
 
+use super::layer::kv_buffer_bytes;
 use super::ops::activation_bytes;
-use super::segment::{kv_bytes_per_layer, logit_rows, scratch_floats, Activations};
+use super::segment::{
+    kv_bytes_per_layer, logit_rows, readback_floats, scratch_floats, Activations,
+};
 use super::upload::{storage_bytes, GpuMatrix};
 use super::{Gpu, SegmentSpec};
 
@@ -51,7 +54,7 @@ impl Footprint {
                     + GpuMatrix::stacked_bytes_for(&[&l.wo], binding)
                     + GpuMatrix::stacked_bytes_for(&[&l.w_gate, &l.w_up], binding)
                     + GpuMatrix::stacked_bytes_for(&[&l.w_down], binding);
-                matrices + 2 * norm + 2 * kv_bytes.next_multiple_of(16)
+                matrices + 2 * norm + 2 * kv_buffer_bytes(kv_bytes)
             })
             .collect();
         let out = &model.weights.output;
@@ -63,8 +66,8 @@ impl Footprint {
             shared,
             layers,
             output,
-            readback_hidden: (n * c.dim * 4) as u64,
-            readback_logits: (logits * 4) as u64,
+            readback_hidden: (readback_floats(c, n, false) * 4) as u64,
+            readback_logits: (readback_floats(c, n, true) * 4) as u64,
         }
     }
 

@@ -96,6 +96,12 @@ impl Stack {
     }
 }
 
+/// Bytes of the buffer that holds a layer's `kv_bytes` of cached keys (or values): whole
+/// vectors of 16 bytes.
+pub(super) fn kv_buffer_bytes(kv_bytes: u64) -> u64 {
+    kv_bytes.next_multiple_of(16)
+}
+
 /// A layer on the GPU: its matrices, its norms' weights and its KV cache.
 pub(super) struct GpuLayer {
     pub m: LayerMatrices,
@@ -120,7 +126,7 @@ impl GpuLayer {
             let cache = |label| {
                 gpu.buffer(&wgpu::BufferDescriptor {
                     label: Some(label),
-                    size: kv_bytes.next_multiple_of(16),
+                    size: kv_buffer_bytes(kv_bytes),
                     usage: wgpu::BufferUsages::STORAGE,
                     mapped_at_creation: false,
                 })

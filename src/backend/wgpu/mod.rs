@@ -7,6 +7,7 @@
 //! logits (or the residual stream, when the output layer stays on the CPU) come back.
 //! Each step's GPU work is one command submission.
 
+mod attention;
 pub mod bandwidth;
 mod context;
 pub mod fold;

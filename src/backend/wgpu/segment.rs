@@ -90,6 +90,15 @@ pub(super) fn logit_rows(n_batch: usize) -> usize {
     n_batch.min(64)
 }
 
+/// The f32 values that come back after a step of up to `n_batch` tokens: logits, with the
+/// output layer on the GPU, else hidden rows.
+pub(super) fn readback_floats(c: &LlamaConfig, n_batch: usize, output: bool) -> usize {
+    match output {
+        true => logit_rows(n_batch) * c.n_vocab,
+        false => n_batch * c.dim,
+    }
+}
+
 /// The f32 values of the step's other buffers that every layer shares: the RoPE table,
 /// the folded norms' sums, the attention's parts.
 pub(super) fn scratch_floats(model: &Llama, n_batch: usize) -> [usize; 3] {
@@ -372,10 +381,7 @@ impl GpuSegment {
             None
         };
         g.check_errors("building the GPU layers")?;
-        let readback_floats = match output {
-            true => logit_rows * c.n_vocab,
-            false => n_batch * c.dim,
-        };
+        let readback_floats = readback_floats(c, n_batch, output);
         let readback = g.buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: (readback_floats * 4) as u64,
@@ -545,6 +551,14 @@ impl GpuSegment {
         }
     }
 
+    /// Records the copy of what comes back after a step of `shape`, if anything does.
+    fn copy_back(&self, encoder: &mut wgpu::CommandEncoder, shape: &Step) {
+        if let Some((src, offset, floats)) = self.readback(shape) {
+            let bytes = (floats * 4) as u64;
+            encoder.copy_buffer_to_buffer(src, (offset * 4) as u64, &self.readback, 0, bytes);
+        }
+    }
+
     /// Records the output layer alone for `shape`'s rows, and their copy back: the
     /// further passes of a step that wants more than [`logit_rows`] logits.
     fn encode_output(&self, shape: &Step) -> wgpu::CommandBuffer {
@@ -555,15 +569,7 @@ impl GpuSegment {
                 k.encode(&mut pass, shape);
             }
         }
-        if let Some((src, offset, floats)) = self.readback(shape) {
-            encoder.copy_buffer_to_buffer(
-                src,
-                (offset * 4) as u64,
-                &self.readback,
-                0,
-                (floats * 4) as u64,
-            );
-        }
+        self.copy_back(&mut encoder, shape);
         encoder.finish()
     }
 
@@ -591,15 +597,7 @@ impl GpuSegment {
         if let Some(p) = profiler {
             p.resolve(&mut encoder);
         }
-        if let Some((src, offset, floats)) = self.readback(shape) {
-            encoder.copy_buffer_to_buffer(
-                src,
-                (offset * 4) as u64,
-                &self.readback,
-                0,
-                (floats * 4) as u64,
-            );
-        }
+        self.copy_back(&mut encoder, shape);
         encoder.finish()
     }
 }
