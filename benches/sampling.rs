@@ -2,7 +2,10 @@
 //! vocabularies of Llama 2 (32000), SmolLM2 (49152) and Llama 3 (128256):
 //! - `sample/default/VOCAB`: llama.cpp's default chain (top-k 40, top-p 0.95, min-p 0.05,
 //!   temperature 0.8);
-//! - `sample/greedy/VOCAB`: the argmax.
+//! - `sample/greedy/VOCAB`: the argmax;
+//! - `sample/default-shortlist/VOCAB`, `sample/greedy-shortlist/VOCAB`: the same picks
+//!   from the shortlist a GPU brings back in place of the row (every logit at or above a
+//!   threshold that k of them reach, as `shortlist::reference` lists it).
 //!
 //! Logits spread like a model's: uniform over [-10, 10). Throughput is logits a second.
 //! `cargo bench --bench sampling -- --warm-up-time 1 --measurement-time 3`.
@@ -12,7 +15,8 @@ mod common;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ropewalk::sample::{Sampler, SamplerConfig};
+use ropewalk::backend::wgpu::shortlist;
+use ropewalk::sample::{Next, Sampler, SamplerConfig};
 
 use common::data;
 
@@ -29,6 +33,12 @@ fn sample(c: &mut Criterion) {
             let mut s = Sampler::new(cfg);
             g.bench_with_input(BenchmarkId::new(name, vocab), &vocab, |b, _| {
                 b.iter(|| black_box(s.sample(&mut logits, &[])))
+            });
+            let k = s.shortlist(&[]).expect("both take shortlists");
+            let list = shortlist::reference(&logits, k);
+            let name = format!("{name}-shortlist");
+            g.bench_with_input(BenchmarkId::new(name, vocab), &vocab, |b, _| {
+                b.iter(|| black_box(s.sample_next(Next::Shortlist(&list), &[])))
             });
         }
     }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::model::{Logits, ModelError, Session};
+use crate::model::{ModelError, Session};
 use crate::sample::Sampler;
 
 /// Timings of one generation, for the tokens/s report.
@@ -47,13 +47,20 @@ pub fn generate(
         return Err(ModelError::Invalid("the prompt is empty".into()));
     }
     let mut history = prompt.to_vec();
+    // A prompt that fills the context leaves no position for a token.
+    let n_predict = match session.n_past() + prompt.len() < session.n_ctx() {
+        true => n_predict,
+        false => 0,
+    };
     let start = Instant::now();
-    let mut logits = session.forward(prompt, Logits::Last)?.to_vec();
+    let mut next = session.forward_next(prompt, sampler.shortlist(&history))?;
     stats.prompt_time = start.elapsed();
 
     let start = Instant::now();
-    while stats.generated_tokens < n_predict && session.n_past() < session.n_ctx() {
-        let token = sampler.sample(&mut logits, &history);
+    // Logits come from the session's own buffer, or a shortlist of them from the GPU
+    // (see `Sampler::shortlist`), and are sampled from where they lie.
+    while stats.generated_tokens < n_predict {
+        let token = sampler.sample_next(next, &history);
         if is_end(token) {
             break;
         }
@@ -65,7 +72,7 @@ pub fn generate(
         if stats.generated_tokens == n_predict || session.n_past() == session.n_ctx() {
             break;
         }
-        logits.copy_from_slice(session.forward(&[token], Logits::Last)?);
+        next = session.forward_next(&[token], sampler.shortlist(&history))?;
     }
     stats.generation_time = start.elapsed();
     Ok(stats)

@@ -22,6 +22,8 @@ const ONE_TOKEN: Step = Step {
     pos0: 0,
     out_first: 0,
     n_out: 0,
+    shortlist: 0,
+    pad: [0; 3],
 };
 
 /// Σ x² of each block of 32, as the CPU sums it.

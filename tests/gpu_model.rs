@@ -15,7 +15,7 @@ use ropewalk::backend::wgpu::{Gpu, GpuChoice};
 use ropewalk::gguf::GgufFile;
 use ropewalk::model::kv_cache::CacheType;
 use ropewalk::model::{Llama, Logits, RopeOverrides, ScalingKind, Session};
-use ropewalk::sample::argmax;
+use ropewalk::sample::{argmax, Next, Sampler, SamplerConfig};
 
 fn gpu() -> Arc<Gpu> {
     Arc::new(Gpu::open(&GpuChoice::Best).unwrap_or_else(|e| {
@@ -166,6 +166,67 @@ fn losing_the_gpu_mid_run_goes_on_with_the_cpu() {
     s.fail_next_gpu_step();
     let err = s.forward(&prompt, Logits::Last).unwrap_err();
     assert!(err.to_string().contains("stopped answering"), "{err}");
+}
+
+/// With the output layer on the GPU, the steps of a generation bring back shortlists of
+/// the logits, and the sampler picks the same tokens from them as from the whole rows:
+/// greedy, and llama.cpp's default chain with a repetition penalty, whose shortlists grow
+/// with the window. A list that will not do brings the row back instead.
+#[test]
+fn shortlists_from_the_gpu_pick_what_the_whole_logits_pick() {
+    let file = GgufFile::open(common::test_model()).unwrap();
+    let model = Llama::load(&file).unwrap();
+    let gpu = gpu();
+    let prompt = common::hf::ids(&reference("base.json")["prompts"]["short"]["ids"]);
+    let configs = [
+        SamplerConfig::greedy(),
+        SamplerConfig {
+            repeat_penalty: 1.1,
+            temperature: 1.0,
+            ..SamplerConfig::default()
+        },
+    ];
+    for cfg in configs {
+        // At step SPOILED the list counts as overflowed, and the step reads the row.
+        const SPOILED: usize = 5;
+        let run = |shortlists: bool| {
+            let mut s = Session::with_cache(&model, 256, 32, CacheType::F16).unwrap();
+            // lavapipe runs the exact path's kernels faster than the folded ones.
+            s.precision = Precision::Exact;
+            s.offload(gpu.clone(), 99, &mut |_, _| {}).unwrap();
+            let mut sampler = Sampler::new(cfg.clone());
+            let mut history = prompt.clone();
+            let (mut tokens, mut row) = (Vec::new(), Vec::new());
+            let mut feed = prompt.clone();
+            for step in 0..16 {
+                let k = sampler.shortlist(&history).filter(|_| shortlists);
+                if step == SPOILED {
+                    s.spoil_next_gpu_shortlist();
+                }
+                let next = s.forward_next(&feed, k).unwrap();
+                match &next {
+                    Next::All(logits) if step == SPOILED => row = logits.to_vec(),
+                    Next::All(_) => assert!(!shortlists, "step {step}"),
+                    Next::Shortlist(_) => assert!(shortlists && step != SPOILED),
+                }
+                let t = sampler.sample_next(next, &history);
+                history.push(t);
+                tokens.push(t);
+                feed = vec![t];
+            }
+            (tokens, row, s.gpu_shortlists())
+        };
+        let (whole, whole_row, none) = run(false);
+        let (listed, spoiled_row, served) = run(true);
+        assert_eq!((none, served), (0, 15));
+        assert_eq!(listed, whole, "{cfg:?}");
+        let bits = |row: &[f32]| row.iter().map(|l| l.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&spoiled_row),
+            bits(&whole_row),
+            "the row read in its place"
+        );
+    }
 }
 
 /// What `--gpu-memory-limit` reckons an offload takes is what the offload makes, for

@@ -299,9 +299,9 @@ fn output_rows_take_only_the_tokens_asked_for() {
     let kernels = ops::matmul(&gpu, &g, &step_buf, &a, &out, Dest::OutputRows);
     let step = Step {
         n_tokens: n as u32,
-        pos0: 0,
         out_first: 2,
         n_out: 3,
+        ..Default::default()
     };
     ops::run(&gpu, &kernels, &step_buf, &step);
     let got = ops::read(&gpu, &out, 3 * rows).unwrap();
@@ -637,4 +637,89 @@ fn split_attention_matches_cpu() {
             );
         }
     }
+}
+
+/// Logits for the shortlist: spread (normal), of a few values (ties, 0.0 and -0.0), with
+/// the most likely in one run of ids (so few chunks hold them), or all equal; with NaN,
+/// -inf and +inf mixed into the first three.
+fn shortlist_logits(rng: &mut Rng, n: usize, pattern: usize) -> Vec<f32> {
+    let mut l = match pattern {
+        0 => normal(rng, n).iter().map(|x| 4.0 * x).collect(),
+        1 => (0..n)
+            .map(|_| match rng.next_u64() % 9 {
+                0 => -0.0,
+                r => r as f32 * 0.25,
+            })
+            .collect(),
+        2 => {
+            let mut l: Vec<f32> = normal(rng, n);
+            let run = n / 3..(n / 3 + 300).min(n);
+            for x in &mut l[run] {
+                *x += 20.0;
+            }
+            l
+        }
+        _ => vec![1.5; n],
+    };
+    if pattern < 3 {
+        for _ in 0..n / 50 + 1 {
+            let i = (rng.next_u64() % n as u64) as usize;
+            l[i] = match rng.next_u64() % 3 {
+                0 => f32::NAN,
+                1 => f32::NEG_INFINITY,
+                _ => f32::INFINITY,
+            };
+        }
+    }
+    l
+}
+
+#[test]
+fn shortlist_matches_cpu() {
+    use ropewalk::backend::wgpu::shortlist::{self, CAPACITY, MOST};
+    let gpu = gpu();
+    let mut rng = Rng::new(17);
+    let step_buf = ops::step_buffer(&gpu);
+    let mut overflowed = 0;
+    for n_vocab in [1, 100, 256, 1000, 49152, 128256] {
+        for pattern in 0..4 {
+            let logits = shortlist_logits(&mut rng, n_vocab, pattern);
+            let buf = ops::upload_f32(&gpu, "logits", &logits);
+            let (kernels, list) = shortlist::kernels(&gpu, &step_buf, &buf, n_vocab);
+            // Steps that want the logits themselves do not run them.
+            assert!(kernels.iter().all(|k| !k.runs(&Step {
+                n_tokens: 1,
+                n_out: 1,
+                ..Default::default()
+            })));
+            for k in [1, 2, 40, 104, MOST] {
+                let step = Step {
+                    n_tokens: 1,
+                    n_out: 1,
+                    shortlist: k as u32,
+                    ..Default::default()
+                };
+                ops::run(&gpu, &kernels, &step_buf, &step);
+                let words = ops::read(&gpu, &list, shortlist::list_bytes() as usize / 4).unwrap();
+                let words: Vec<u32> = words.iter().map(|w| w.to_bits()).collect();
+                let mut got = Vec::new();
+                let usable = shortlist::parse(&words, &mut got);
+                let want = shortlist::reference(&logits, k);
+                let what = format!("{n_vocab} logits, pattern {pattern}, k {k}");
+                assert_eq!(words[0] as usize, want.len(), "{what}: count");
+                if want.len() > CAPACITY || want.is_empty() {
+                    assert!(!usable, "{what}");
+                    overflowed += 1;
+                    continue;
+                }
+                got.sort_by_key(|&(id, _)| id);
+                let bits = |l: &[(u32, f32)]| -> Vec<(u32, u32)> {
+                    l.iter().map(|&(i, x)| (i, x.to_bits())).collect()
+                };
+                assert_eq!(bits(&got), bits(&want), "{what}");
+            }
+        }
+    }
+    // All-equal rows of more than CAPACITY logits overflow.
+    assert!(overflowed >= 10, "{overflowed}");
 }

@@ -14,7 +14,9 @@
 # without each kind of kernel), fold (tg128 with RMSNorm and SwiGLU folded into the
 # products and without, alternating), split (tg64 after 0-4096 tokens by how one token's
 # attention splits its positions over workgroups, ROPEWALK_GPU_ATTN_SPAN; 0 never splits),
-# limit (tg64 of the 7B shape on the CPU alone and with the layers that fit in 1-3 GiB).
+# limit (tg64 of the 7B shape on the CPU alone and with the layers that fit in 1-3 GiB),
+# shortlist (`run` generation, greedy and sampled, with the logits' shortlists and
+# without, ROPEWALK_GPU_NO_SHORTLIST, alternating).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RW=.dev/ropewalk
@@ -143,6 +145,23 @@ print(f\"{sys.argv[1] or '(nothing)':42} {r['avg_ts']:8.1f} t/s {1e3 / r['avg_ts
                 done
             done
         done 2>&1 | tee "$OUT/split.txt"
+        ;;
+    shortlist)
+        for shape in smollm2-135m llama2-7b; do
+            m=$(model $shape q4_0)
+            for round in 1 2; do
+                for sampling in "--temp 0" "--temp 0.8 --repeat-penalty 1.1"; do
+                    for label in shortlist whole; do
+                        on=()
+                        [ $label = whole ] && on=(ROPEWALK_GPU_NO_SHORTLIST=1)
+                        # shellcheck disable=SC2086
+                        env "${on[@]}" $RW run -m "$m" -p "The capital of France is" -n 256 \
+                            --ignore-eos $sampling -ngl 99 2>&1 >/dev/null |
+                            grep -o "generation: .*" | sed "s/^/$shape $label $sampling: /"
+                    done
+                done
+            done
+        done 2>&1 | tee "$OUT/shortlist.txt"
         ;;
     *)
         echo "unknown stage $stage" >&2

@@ -137,5 +137,9 @@ pub fn run(args: &RunArgs) -> CliResult {
         stats.generation_time.as_secs_f64(),
         stats.generation_tokens_per_second()
     );
+    let listed = session.gpu_shortlists();
+    if listed > 0 {
+        eprintln!("sampled from the GPU's shortlists of the logits: {listed} steps");
+    }
     Ok(())
 }

@@ -13,11 +13,14 @@
 //!
 //! Tokens go through in batches: each weight matrix is read once per batch.
 
+use std::ops::Range;
+
 use crate::backend::cpu::attention::{self, Tile};
 use crate::backend::cpu::matmul::{matmul, matmul_many, MatmulScratch, Precision};
 use crate::backend::cpu::{ops, team};
-use crate::backend::wgpu::GpuSegment;
+use crate::backend::wgpu::{GpuSegment, Out};
 use crate::gguf::GgufFile;
+use crate::sample::Next;
 
 use super::config::{LlamaConfig, ModelError, Result};
 use super::kv_cache::{CacheType, KvCache, KvView};
@@ -65,6 +68,26 @@ pub enum Logits {
     Last,
     /// Every token's: perplexity.
     All,
+}
+
+/// Which logits a batch makes, and where they go.
+#[derive(Clone, Debug)]
+struct BatchOut {
+    /// The batch's first token with logits.
+    from: usize,
+    /// Rows of `state.logits` they go to, a token each (empty: the batch makes none).
+    rows: Range<usize>,
+    /// For the last token of a pass: at least this many of its most likely logits will
+    /// do (see [`Session::forward_next`]).
+    shortlist: Option<usize>,
+}
+
+impl BatchOut {
+    const NONE: BatchOut = BatchOut {
+        from: 0,
+        rows: 0..0,
+        shortlist: None,
+    };
 }
 
 /// Activations of one batch, allocated once for the largest batch.
@@ -210,6 +233,32 @@ impl<'m, 'a> Session<'m, 'a> {
     /// Runs `tokens` at the next positions and returns logits: `[n_vocab]` for
     /// `Logits::Last`, `[tokens.len()][n_vocab]` for `Logits::All`.
     pub fn forward(&mut self, tokens: &[u32], which: Logits) -> Result<&[f32]> {
+        self.pass(tokens, which, None)?;
+        Ok(&self.state.logits)
+    }
+
+    /// Runs `tokens` at the next positions and returns what the next token is chosen
+    /// from: the last token's logits, or where the output layer runs on a GPU and
+    /// `shortlist` is set, maybe only a shortlist of them (every logit at or above a
+    /// threshold that at least `shortlist` of them reach, as the sampler's
+    /// [`Sampler::shortlist`](crate::sample::Sampler::shortlist) asks) rather than the
+    /// whole row.
+    pub fn forward_next(&mut self, tokens: &[u32], shortlist: Option<usize>) -> Result<Next<'_>> {
+        self.pass(tokens, Logits::Last, shortlist)?;
+        Ok(match self.gpu.as_ref().and_then(GpuSegment::shortlist) {
+            Some(list) => Next::Shortlist(list),
+            None => Next::All(&mut self.state.logits),
+        })
+    }
+
+    /// Steps the GPU answered with a shortlist rather than the logits.
+    pub fn gpu_shortlists(&self) -> u64 {
+        self.gpu.as_ref().map_or(0, GpuSegment::shortlists_served)
+    }
+
+    /// Runs `tokens` through the model, in batches, with `which` logits into
+    /// `state.logits` (or a shortlist, see [`Session::forward_next`]).
+    fn pass(&mut self, tokens: &[u32], which: Logits, shortlist: Option<usize>) -> Result<()> {
         self.check(tokens)?;
         let c = &self.model.config;
         let n_out = match which {
@@ -222,14 +271,22 @@ impl<'m, 'a> Session<'m, 'a> {
         let seq_len = self.n_past + tokens.len();
         for (b, batch) in tokens.chunks(self.n_batch).enumerate() {
             let first = b * self.n_batch;
-            let out_rows = match which {
-                Logits::All => first..first + batch.len(),
-                Logits::Last if first + batch.len() == tokens.len() => 0..1,
-                Logits::Last => 0..0,
+            let out = match which {
+                Logits::All => BatchOut {
+                    from: 0,
+                    rows: first..first + batch.len(),
+                    shortlist: None,
+                },
+                Logits::Last if first + batch.len() == tokens.len() => BatchOut {
+                    from: batch.len() - 1,
+                    rows: 0..1,
+                    shortlist,
+                },
+                Logits::Last => BatchOut::NONE,
             };
-            self.run_batch(batch, which, out_rows, seq_len)?;
+            self.run_batch(batch, out, seq_len)?;
         }
-        Ok(&self.state.logits)
+        Ok(())
     }
 
     /// Runs `tokens` as one pass, like `forward(tokens, Logits::All)`, but hands the
@@ -245,7 +302,12 @@ impl<'m, 'a> Session<'m, 'a> {
         self.state.logits.resize(self.n_batch * n_vocab, 0.0);
         let seq_len = self.n_past + tokens.len();
         for (b, batch) in tokens.chunks(self.n_batch).enumerate() {
-            self.run_batch(batch, Logits::All, 0..batch.len(), seq_len)?;
+            let out = BatchOut {
+                from: 0,
+                rows: 0..batch.len(),
+                shortlist: None,
+            };
+            self.run_batch(batch, out, seq_len)?;
             on_batch(
                 b * self.n_batch,
                 &self.state.logits[..batch.len() * n_vocab],
@@ -274,19 +336,13 @@ impl<'m, 'a> Session<'m, 'a> {
     }
 
     /// One batch of a pass that ends at `seq_len`, through every layer.
-    fn run_batch(
-        &mut self,
-        batch: &[u32],
-        which: Logits,
-        out_rows: std::ops::Range<usize>,
-        seq_len: usize,
-    ) -> Result<()> {
+    fn run_batch(&mut self, batch: &[u32], out: BatchOut, seq_len: usize) -> Result<()> {
         self.rope.prepare(self.n_past, batch.len(), seq_len);
-        match self.forward_batch(batch, which, out_rows.clone()) {
+        match self.forward_batch(batch, out.clone()) {
             Err(ModelError::Gpu(e)) if self.gpu_fallback && self.gpu.is_some() => {
                 self.lose_gpu(&e)?;
                 self.rope.prepare(self.n_past, batch.len(), seq_len);
-                self.forward_batch(batch, which, out_rows)
+                self.forward_batch(batch, out)
             }
             Ok(()) if self.gpu.is_some() => {
                 self.history.extend_from_slice(batch);
@@ -296,14 +352,8 @@ impl<'m, 'a> Session<'m, 'a> {
         }
     }
 
-    /// One batch through every layer; logits for the batch's last token (`Logits::Last`)
-    /// or all of its tokens go to rows `out_rows` of `state.logits`.
-    fn forward_batch(
-        &mut self,
-        tokens: &[u32],
-        which: Logits,
-        out_rows: std::ops::Range<usize>,
-    ) -> Result<()> {
+    /// One batch through every layer, making the logits `out` asks for.
+    fn forward_batch(&mut self, tokens: &[u32], out: BatchOut) -> Result<()> {
         let n_cpu = self.cpu_layers();
         let Llama {
             config: c, weights, ..
@@ -368,23 +418,23 @@ impl<'m, 'a> Session<'m, 'a> {
             matmul(&layer.w_down, gate, delta, &mut s.matmul, p);
             ops::add_assign(x, delta);
         }
-        let from = match which {
-            Logits::Last => n - 1,
-            Logits::All => 0,
-        };
-        let rows = out_rows.len();
-        let logits = &mut s.logits[out_rows.start * c.n_vocab..out_rows.end * c.n_vocab];
+        let (from, rows) = (out.from, out.rows.len());
+        let logits = &mut s.logits[out.rows.start * c.n_vocab..out.rows.end * c.n_vocab];
         // The GPU's layers come last; with the output layer there, its logits are done.
         let logits_done = match &mut self.gpu {
             Some(segment) => {
-                let out = (!out_rows.is_empty()).then_some((from, rows));
-                segment.step(x, pos0, self.rope.rows(n), out, logits)?;
+                let wanted = match (rows, out.shortlist) {
+                    (0, _) => Out::Nothing,
+                    (_, Some(k)) => Out::Shortlist { token: from, k },
+                    (_, None) => Out::Rows { first: from, rows },
+                };
+                segment.step(x, pos0, self.rope.rows(n), wanted, logits)?;
                 segment.offload.output
             }
             None => false,
         };
         self.n_past += n;
-        if logits_done || out_rows.is_empty() {
+        if logits_done || rows == 0 {
             return Ok(());
         }
         for (o, i) in xn

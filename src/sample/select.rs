@@ -81,7 +81,7 @@ pub fn top_k(logits: &[f32], k: usize, out: &mut Vec<Candidate>) {
 }
 
 /// Cuts `cands` to its best `k` (in no order but the k-th last).
-fn best_k(cands: &mut Vec<Candidate>, k: usize) {
+pub(super) fn best_k(cands: &mut Vec<Candidate>, k: usize) {
     if cands.len() > k {
         cands.select_nth_unstable_by(k - 1, by_logit_desc);
         cands.truncate(k);
@@ -117,10 +117,15 @@ mod tests {
         best.map_or(0, |(i, _)| i as u32)
     }
 
-    /// Logits of a few distinct values (many ties), with NaN, -inf and +inf sprinkled in,
-    /// from a xorshift stream.
+    /// Logits of a few distinct values (many ties, 0.0 among them), with NaN, -inf, +inf
+    /// and -0.0 sprinkled in, from a xorshift stream.
     fn logits(n: usize, seed: u64, distinct: u64) -> Vec<f32> {
         let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        // Odd seeds: 0.0 the largest value, where top-k's threshold meets -0.0 often.
+        let offset = match seed % 2 {
+            0 => 3.0,
+            _ => (distinct - 1) as f32 * 0.25,
+        };
         (0..n)
             .map(|_| {
                 x ^= x << 13;
@@ -130,7 +135,8 @@ mod tests {
                     0 => f32::NAN,
                     1 => f32::NEG_INFINITY,
                     2 if seed.is_multiple_of(3) => f32::INFINITY,
-                    _ => ((x >> 20) % distinct) as f32 * 0.25 - 3.0,
+                    3 => -0.0,
+                    _ => ((x >> 20) % distinct) as f32 * 0.25 - offset,
                 }
             })
             .collect()

@@ -21,7 +21,7 @@ pub struct Footprint {
     shared: u64,
     /// Each layer's matrices, norms and KV cache, first layer first.
     layers: Vec<u64>,
-    /// The output norm and matrix, and the logits.
+    /// The output norm and matrix, the logits, and the shortlists of them.
     output: u64,
     /// What comes back after a step without the output layer: the hidden rows.
     readback_hidden: u64,
@@ -61,7 +61,8 @@ impl Footprint {
         let logits = logit_rows(n) * c.n_vocab;
         let output = GpuMatrix::bytes_for(out.ty, out.rows, out.cols, binding)
             + norm
-            + activation_bytes(logits);
+            + activation_bytes(logits)
+            + super::shortlist::bytes();
         Footprint {
             shared,
             layers,

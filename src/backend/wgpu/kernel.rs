@@ -22,6 +22,10 @@ pub struct Step {
     /// The first token whose logits are wanted, and how many.
     pub out_first: u32,
     pub n_out: u32,
+    /// 0: the logits of the output tokens come back; k > 0: a shortlist of at least the
+    /// k most likely of the one output token's (see [`shortlist`](super::shortlist)).
+    pub shortlist: u32,
+    pub pad: [u32; 3],
 }
 
 /// How many workgroups a kernel needs for a step.
@@ -48,6 +52,8 @@ pub(super) enum Grid {
     Items { per_token: u32 },
     /// The same workgroups whatever the step.
     Fixed { x: u32, y: u32 },
+    /// `x` workgroups in a step that asks for a shortlist, none in any other.
+    Shortlist { x: u32 },
 }
 
 /// The query heads of one token's attention, with how their positions split.
@@ -80,6 +86,7 @@ impl Grid {
             Grid::Rows { x, y, tok, .. } => (x, y, n.div_ceil(tok)),
             Grid::PerToken => (n, 1, 1),
             Grid::Fixed { x, y } => (x, y, 1),
+            Grid::Shortlist { x } => (if step.shortlist > 0 { x } else { 0 }, 1, 1),
             Grid::PerHead { heads } => (heads, n, 1),
             Grid::PerHeadPart(h) => (if n == 1 { h.heads } else { 0 }, h.parts(step), 1),
             Grid::PerHeadMerge(h) => {

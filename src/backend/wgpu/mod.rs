@@ -18,12 +18,13 @@ pub mod ops;
 mod pipelines;
 pub mod profile;
 mod segment;
+pub mod shortlist;
 pub mod upload;
 
 pub use context::{adapters, AdapterSummary, Gpu, GpuChoice};
 pub use footprint::Footprint;
 pub use pipelines::source as shader_source;
-pub use segment::{GpuSegment, Offload, SegmentSpec};
+pub use segment::{GpuSegment, Offload, Out, SegmentSpec};
 
 /// What can go wrong on the GPU side.
 #[derive(Debug, thiserror::Error)]

@@ -580,6 +580,9 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
         }
     }
     out.push(fold::first_variant());
+    for subgroups in [false, true] {
+        out.extend(super::shortlist::variants(subgroups));
+    }
     out.push((vec!["copy"], Vec::new()));
     out
 }

@@ -58,6 +58,9 @@ pub const SHADERS: &[(&str, &str)] = shaders![
     "attention_parts",
     "attention_merge",
     "silu_mul",
+    "shortlist",
+    "shortlist_max",
+    "shortlist_gather",
     "copy",
 ];
 

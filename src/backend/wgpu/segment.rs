@@ -14,6 +14,7 @@ use super::ops::{
     self, AttnShape, Dest, Folded, GluOut, Input, Kernel, KvType, NormOut, Q8Rows, Step,
 };
 use super::profile::{self, Profiler};
+use super::shortlist::{self, Lists};
 use super::upload::{storage_init, GpuMatrix};
 use super::{Gpu, GpuError, Result};
 
@@ -53,6 +54,8 @@ pub struct GpuSegment {
     /// Logit rows a pass of the output layer makes ([`logit_rows`]).
     logit_rows: usize,
     readback: wgpu::Buffer,
+    /// Shortlists of the next token's candidates, with the output layer.
+    lists: Option<Lists>,
     layers: Vec<Kernel>,
     output: Vec<Kernel>,
     /// Timestamps between kernels, with `ROPEWALK_GPU_PROFILE=1`.
@@ -63,6 +66,25 @@ pub struct GpuSegment {
     pub fail_next_step: bool,
     /// The next step's commands, recorded ahead for a step of this shape.
     ahead: Option<(Step, wgpu::CommandBuffer)>,
+}
+
+/// What a step brings back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Out {
+    Nothing,
+    /// The logits of tokens `first..first + rows` (their residual rows, when the output
+    /// layer is not here).
+    Rows {
+        first: usize,
+        rows: usize,
+    },
+    /// The logits of token `token` as a shortlist of at least its `k` most likely, where
+    /// the output layer is here and k is at most [`shortlist::MOST`] (see
+    /// [`GpuSegment::shortlist`]); else as `Rows` of that token.
+    Shortlist {
+        token: usize,
+        k: usize,
+    },
 }
 
 /// Which part of a model goes to the GPU, and how it runs there.
@@ -367,7 +389,7 @@ impl GpuSegment {
 
         let mut output_kernels = Vec::new();
         let logit_rows = logit_rows(n_batch);
-        let logits = if output {
+        let (logits, lists) = if output {
             let logits = g.checked("allocating logits", || {
                 ops::activations(g, "logits", logit_rows * c.n_vocab)
             })?;
@@ -375,10 +397,12 @@ impl GpuSegment {
             let norm = storage_init(g, "norm", bytemuck::cast_slice(&model.weights.output_norm));
             output_kernels.push(ops::rms_norm(g, &norm, c.dim, c.rms_eps, &step, &a.x, xn));
             output_kernels.extend(ops::matmul(g, &out, &step, xn, &logits, Dest::OutputRows));
+            let (picking, list) = shortlist::kernels(g, &step, &logits, c.n_vocab);
+            output_kernels.extend(picking);
             progress(total, total);
-            Some(logits)
+            (Some(logits), Some(Lists::new(g, list)))
         } else {
-            None
+            (None, None)
         };
         g.check_errors("building the GPU layers")?;
         let readback_floats = readback_floats(c, n_batch, output);
@@ -413,6 +437,7 @@ impl GpuSegment {
             logits,
             logit_rows,
             readback,
+            lists,
             layers: kernels,
             output: output_kernels,
             offload,
@@ -421,16 +446,17 @@ impl GpuSegment {
     }
 
     /// Runs a step of `x.len() / dim` tokens at positions `pos0..` through the segment.
-    /// `cos` and `sin` are the positions' RoPE rows. With `out: Some((first, rows))`,
-    /// the logits of tokens `first..first + rows` go to `logits` when the output layer is
-    /// here (a pass of it for each [`logit_rows`] of them), else those tokens' residual
-    /// rows come back into `x`.
+    /// `cos` and `sin` are the positions' RoPE rows. With `out` naming tokens, their
+    /// logits go to `logits` when the output layer is here (a pass of it for each
+    /// [`logit_rows`] of them), else their residual rows come back into `x`; or, for a
+    /// shortlist, it comes back to [`GpuSegment::shortlist`], or where it would not do,
+    /// the token's logits to `logits`.
     pub fn step(
         &mut self,
         x: &mut [f32],
         pos0: usize,
         rope: (&[f32], &[f32]),
-        out: Option<(usize, usize)>,
+        out: Out,
         logits: &mut [f32],
     ) -> Result<()> {
         if std::mem::take(&mut self.fail_next_step) {
@@ -442,7 +468,17 @@ impl GpuSegment {
             "a step of {n} tokens in a segment for {}",
             self.n_batch
         );
-        let (first, rows) = out.unwrap_or((0, 0));
+        if let Some(lists) = &mut self.lists {
+            lists.clear();
+        }
+        let (first, rows, k) = match out {
+            Out::Nothing => (0, 0, 0),
+            Out::Rows { first, rows } => (first, rows, 0),
+            Out::Shortlist { token, k } => match &self.lists {
+                Some(lists) if lists.take(k) => (token, 1, k),
+                _ => (token, 1, 0),
+            },
+        };
         let first_pass = match self.logits {
             Some(_) => rows.min(self.logit_rows),
             None => rows,
@@ -452,6 +488,8 @@ impl GpuSegment {
             pos0: pos0 as u32,
             out_first: first as u32,
             n_out: first_pass as u32,
+            shortlist: k as u32,
+            pad: [0; 3],
         };
         let queue = &self.gpu.queue;
         queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
@@ -482,30 +520,7 @@ impl GpuSegment {
             ..step
         });
         self.ahead = Some((next, self.encode(&next)));
-        let Some((_, offset, floats)) = self.readback(&shape) else {
-            return Ok(());
-        };
-        let dest = match self.logits {
-            Some(_) => &mut logits[..floats],
-            None => &mut x[offset..offset + floats],
-        };
-        read_into(&self.gpu, &self.readback, dest)?;
-        let mut done = first_pass;
-        while done < rows {
-            let pass = (rows - done).min(self.logit_rows);
-            let more = Step {
-                out_first: (first + done) as u32,
-                n_out: pass as u32,
-                ..step
-            };
-            self.gpu
-                .queue
-                .write_buffer(&self.step, 0, bytemuck::bytes_of(&more));
-            self.gpu.queue.submit([self.encode_output(&more)]);
-            let dest = &mut logits[done * self.n_vocab..(done + pass) * self.n_vocab];
-            read_into(&self.gpu, &self.readback, dest)?;
-            done += pass;
-        }
+        self.bring_back(x, logits, (&step, &shape), rows)?;
         if self.profiler.is_some() {
             let kernels = self.layers.iter().chain(&self.output);
             let ran: Vec<bool> = kernels.map(|k| self.dispatches(k, &shape)).collect();
@@ -516,10 +531,62 @@ impl GpuSegment {
         self.gpu.check_errors("running a step")
     }
 
+    /// Reads back what a step of `shape` (`step` as it ran) brings back: the list, or
+    /// `rows` rows of logits into `logits` (running the output layer again for those
+    /// past the first pass) or of the residual stream into `x`.
+    fn bring_back(
+        &mut self,
+        x: &mut [f32],
+        logits: &mut [f32],
+        (step, shape): (&Step, &Step),
+        rows: usize,
+    ) -> Result<()> {
+        if let Some(lists) = self.lists.as_mut().filter(|_| shape.shortlist > 0) {
+            if lists.read(&self.gpu)? {
+                return Ok(());
+            }
+            // The list would not do: the token's logits come back after all.
+            let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+            self.copy_back(
+                &mut encoder,
+                &Step {
+                    shortlist: 0,
+                    ..*shape
+                },
+            );
+            self.gpu.queue.submit([encoder.finish()]);
+        }
+        let Some((_, offset, floats)) = self.readback(shape) else {
+            return Ok(());
+        };
+        let dest = match self.logits {
+            Some(_) => &mut logits[..floats],
+            None => &mut x[offset..offset + floats],
+        };
+        read_into(&self.gpu, &self.readback, dest)?;
+        let (first, mut done) = (step.out_first as usize, step.n_out as usize);
+        while done < rows {
+            let pass = (rows - done).min(self.logit_rows);
+            let more = Step {
+                out_first: (first + done) as u32,
+                n_out: pass as u32,
+                ..*step
+            };
+            self.gpu
+                .queue
+                .write_buffer(&self.step, 0, bytemuck::bytes_of(&more));
+            self.gpu.queue.submit([self.encode_output(&more)]);
+            let dest = &mut logits[done * self.n_vocab..(done + pass) * self.n_vocab];
+            read_into(&self.gpu, &self.readback, dest)?;
+            done += pass;
+        }
+        Ok(())
+    }
+
     /// What decides a step's commands: the step, with its position replaced by the first
-    /// one at which one token's attention has as many parts, or by 0 for a batch (the
-    /// kernels read the position itself from the step's uniform). Steps of one shape run
-    /// the same commands.
+    /// one at which one token's attention has as many parts, or by 0 for a batch, and its
+    /// shortlist's length by whether it has one (the kernels read both from the step's
+    /// uniform). Steps of one shape run the same commands.
     fn shape(&self, step: Step) -> Step {
         let pos0 = match step.n_tokens {
             1 => {
@@ -528,7 +595,32 @@ impl GpuSegment {
             }
             _ => 0,
         };
-        Step { pos0, ..step }
+        Step {
+            pos0,
+            shortlist: u32::from(step.shortlist > 0),
+            ..step
+        }
+    }
+
+    /// The last step's shortlist of its token's logits, if it asked for one and the
+    /// list did: every logit at or above a threshold that at least k of them reach
+    /// (so every one tied with the k-th most likely), as `(id, logit)` in no order, NaN
+    /// and -inf never among them.
+    pub fn shortlist(&self) -> Option<&[(u32, f32)]> {
+        self.lists.as_ref()?.last()
+    }
+
+    /// Steps that brought a shortlist back rather than the logits.
+    pub fn shortlists_served(&self) -> u64 {
+        self.lists.as_ref().map_or(0, |l| l.served)
+    }
+
+    /// Makes the next step's shortlist count as overflowed, so that the step reads the
+    /// row instead: what that fallback is tested with.
+    pub fn spoil_next_shortlist(&mut self) {
+        if let Some(lists) = &mut self.lists {
+            lists.spoil_next = true;
+        }
     }
 
     /// Whether a step of `shape` dispatches `k`: it has work in such a step and was not
@@ -553,7 +645,9 @@ impl GpuSegment {
 
     /// Records the copy of what comes back after a step of `shape`, if anything does.
     fn copy_back(&self, encoder: &mut wgpu::CommandEncoder, shape: &Step) {
-        if let Some((src, offset, floats)) = self.readback(shape) {
+        if let Some(lists) = self.lists.as_ref().filter(|_| shape.shortlist > 0) {
+            lists.copy_back(encoder);
+        } else if let Some((src, offset, floats)) = self.readback(shape) {
             let bytes = (floats * 4) as u64;
             encoder.copy_buffer_to_buffer(src, (offset * 4) as u64, &self.readback, 0, bytes);
         }

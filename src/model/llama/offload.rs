@@ -8,7 +8,7 @@ use crate::backend::wgpu::{
 };
 use crate::model::kv_cache::{CacheType, KvCache};
 
-use super::{Logits, Result, Session};
+use super::{BatchOut, Result, Session};
 
 impl Session<'_, '_> {
     /// Moves the last `n_gpu_layers` layers to `gpu`, with llama.cpp's meaning of
@@ -88,7 +88,7 @@ impl Session<'_, '_> {
         self.n_past = 0;
         for batch in history[..done].chunks(self.n_batch) {
             self.rope.prepare(self.n_past, batch.len(), done);
-            self.forward_batch(batch, Logits::Last, 0..0)?;
+            self.forward_batch(batch, BatchOut::NONE)?;
         }
         Ok(())
     }
@@ -99,6 +99,15 @@ impl Session<'_, '_> {
     pub fn fail_next_gpu_step(&mut self) {
         if let Some(segment) = &mut self.gpu {
             segment.fail_next_step = true;
+        }
+    }
+
+    /// Makes the GPU's next shortlist count as overflowed, so that the step brings the
+    /// whole row back: what that fallback is tested with.
+    #[doc(hidden)]
+    pub fn spoil_next_gpu_shortlist(&mut self) {
+        if let Some(segment) = &mut self.gpu {
+            segment.spoil_next_shortlist();
         }
     }
 }
