@@ -5,7 +5,7 @@
 //! by the kernel, so on two cores the second thread joined late and a token lost a tenth
 //! of its time to scheduling. A team's workers instead spin for a while after each
 //! region, as llama.cpp's do, and take tasks from one atomic counter, so a thread the OS
-//! delays only hands its share to the others. After [`SPIN`] with nothing to do they
+//! delays only hands its share to the others. After `SPIN` with nothing to do they
 //! sleep, so an idle engine does not hold the cores.
 //!
 //! The thread count is rayon's ([`rayon::current_num_threads`]): `--threads` and the

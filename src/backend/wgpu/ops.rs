@@ -172,7 +172,7 @@ pub fn matmul_into(
 }
 
 /// `x += m · act` that, on one-token steps, also makes the input of the RMSNorm after it
-/// folded (see [`fold`](super::fold)); `m` has an integer product and one chunk.
+/// folded (see [`fold`]); `m` has an integer product and one chunk.
 pub fn matmul_folding<'a>(
     gpu: &Gpu,
     m: &GpuMatrix,
@@ -187,7 +187,7 @@ pub fn matmul_folding<'a>(
 
 /// `gate_up = m · act` (`m` the stacked `[gate; up]` matrix) whose one-token steps fold
 /// SwiGLU in: they store silu(gate) · up into `glu.hidden`, and its 8-bit copy (see
-/// [`fold`](super::fold)); `m` has an integer product and one chunk.
+/// [`fold`]); `m` has an integer product and one chunk.
 pub fn matmul_glu<'a>(
     gpu: &Gpu,
     m: &GpuMatrix,

@@ -448,7 +448,7 @@ impl GpuSegment {
     /// Runs a step of `x.len() / dim` tokens at positions `pos0..` through the segment.
     /// `cos` and `sin` are the positions' RoPE rows. With `out` naming tokens, their
     /// logits go to `logits` when the output layer is here (a pass of it for each
-    /// [`logit_rows`] of them), else their residual rows come back into `x`; or, for a
+    /// `logit_rows` of them), else their residual rows come back into `x`; or, for a
     /// shortlist, it comes back to [`GpuSegment::shortlist`], or where it would not do,
     /// the token's logits to `logits`.
     pub fn step(
