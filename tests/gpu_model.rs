@@ -336,3 +336,40 @@ fn leaving_kernels_out_skips_only_those_named() {
     assert_eq!(run(Some("no_such_kernel,")), plain);
     assert_ne!(run(Some("matmul")), plain);
 }
+
+/// `run` with the whole model offloaded samples from the GPU's shortlists, and says so:
+/// the same text as from whole rows (`ROPEWALK_GPU_NO_SHORTLIST`), greedy and sampled.
+#[test]
+fn run_samples_from_the_gpu_s_shortlists() {
+    let model = common::test_model();
+    let run = |sampling: &[&str], shortlists: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ropewalk"));
+        c.args([
+            "run",
+            "-m",
+            model.to_str().unwrap(),
+            "-p",
+            "Once upon a time",
+        ])
+        .args(["-n", "8", "-c", "256", "-ngl", "99"])
+        .args(sampling)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir());
+        if !shortlists {
+            c.env("ROPEWALK_GPU_NO_SHORTLIST", "1");
+        }
+        let o = c.output().expect("run ropewalk");
+        common::cli::assert_ok(&o);
+        (common::cli::stdout(&o), common::cli::stderr(&o))
+    };
+    let said = "sampled from the GPU's shortlists of the logits: 8 steps";
+    for sampling in [
+        &["--temp", "0"][..],
+        &["--seed", "7", "--repeat-penalty", "1.1"],
+    ] {
+        let (listed, err) = run(sampling, true);
+        assert!(err.contains(said), "{err}");
+        let (whole, err) = run(sampling, false);
+        assert!(!err.contains("shortlists"), "{err}");
+        assert_eq!(listed, whole, "{sampling:?}");
+    }
+}

@@ -127,8 +127,13 @@ impl ModelArgs {
         let gpu = self.gpu.open(self.gpu_layers)?;
         self.gpu
             .offload(gpu.as_ref(), &mut session, self.gpu_layers)?;
+        // The offloaded layers' cache is on the GPU, and counted in the offload's line.
+        let place = match session.gpu_layers() {
+            0 => "",
+            _ => " on the CPU",
+        };
         eprintln!(
-            "context {n_ctx} tokens, KV cache {cache_type} {:.1} MiB",
+            "context {n_ctx} tokens, KV cache {cache_type} {:.1} MiB{place}",
             session.kv_cache_bytes() as f64 / (1 << 20) as f64
         );
         Ok(session)
