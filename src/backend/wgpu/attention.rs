@@ -118,8 +118,10 @@ pub struct AttnShape {
     pub head_dim: usize,
 }
 
-/// Most workgroups a head of one token takes (attention_parts.wgsl).
-pub const MAX_PARTS: u32 = 64;
+/// Most workgroups a head of one token takes (attention_parts.wgsl). On the H200 a
+/// SmolLM2-shaped model after 4096 tokens ran 440 t/s with 64 parts a head and 514 with
+/// 32: past that, the merge reads more than the parts save.
+pub const MAX_PARTS: u32 = 32;
 
 /// How a step of one token spreads each head's cached positions over workgroups
 /// (attention_parts.wgsl): a part takes `span` positions or more, and at least one whole
@@ -132,11 +134,12 @@ pub struct PositionSplit {
 }
 
 impl PositionSplit {
-    /// Splits from 256 positions on. Not tuned yet: a guess from where the H200 spent a
-    /// long context's step (one workgroup a head walking 4096 positions took 200 µs a
-    /// layer, a merge dispatch costs about 5 µs), to be measured with
-    /// `ROPEWALK_GPU_ATTN_SPAN` (tools/gpu_remote.sh's `split` stage).
-    pub const DEFAULT: PositionSplit = PositionSplit { span: 128 };
+    /// Splits from 128 positions on. Measured on the H200 (docs/BENCHMARKS.md, "Splitting
+    /// one token's attention"): spans of 64 to 512 against no split, tg64 after 256 to 4096
+    /// tokens; a SmolLM2-shaped model (heads of 64) gained most from 64 after 256 tokens
+    /// (731 t/s against 657 at 128), and heads of 128 split by their runs alike at 64
+    /// and 128.
+    pub const DEFAULT: PositionSplit = PositionSplit { span: 64 };
     /// One workgroup a head, however long the context.
     pub const NEVER: PositionSplit = PositionSplit { span: u32::MAX };
 
@@ -301,12 +304,12 @@ mod tests {
         let split = PositionSplit::DEFAULT;
         let parts = |seen, head_dim| split.parts(seen, head_dim);
         assert_eq!(
-            [0, 255, 256, 383, 384].map(|s| parts(s, 128)),
+            [0, 127, 128, 191, 192].map(|s| parts(s, 64)),
             [1, 1, 2, 2, 3]
         );
         // no more parts than runs of the head's size
         assert_eq!(
-            [256, 257, 512, 513, 768].map(|s| parts(s, 256)),
+            [128, 129, 256, 257, 384].map(|s| parts(s, 128)),
             [1, 2, 2, 3, 3]
         );
         assert_eq!(parts(1 << 20, 64), MAX_PARTS);
