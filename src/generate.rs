@@ -48,9 +48,10 @@ pub fn generate(
     }
     let mut history = prompt.to_vec();
     // A prompt that fills the context leaves no position for a token.
-    let n_predict = match session.n_past() + prompt.len() < session.n_ctx() {
-        true => n_predict,
-        false => 0,
+    let n_predict = if session.n_past() + prompt.len() < session.n_ctx() {
+        n_predict
+    } else {
+        0
     };
     let start = Instant::now();
     let mut next = session.forward_next(prompt, sampler.shortlist(&history))?;

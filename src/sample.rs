@@ -156,8 +156,7 @@ impl Sampler {
         assert!(!logits.is_empty(), "sample: no logits");
         self.penalize_repeats(logits, history);
 
-        let temp = self.cfg.temperature;
-        if temp.is_nan() || temp <= 0.0 {
+        if self.greedy() {
             return argmax(logits);
         }
         let u = self.rng.next_f64();
@@ -183,12 +182,12 @@ impl Sampler {
         if self.cands.is_empty() {
             return argmax(logits);
         }
-        self.draw(u, temp)
+        self.draw(u)
     }
 
     /// The rest of the chain, from candidates that top-k kept (or every finite logit, in
     /// id order), with `u` the step's draw.
-    fn draw(&mut self, u: f64, temp: f32) -> u32 {
+    fn draw(&mut self, u: f64) -> u32 {
         if self.cfg.top_k == 0 && self.cfg.top_p < 1.0 {
             // top-p needs the order; without it the whole vocabulary is drawn from in
             // id order and never sorted.
@@ -196,8 +195,14 @@ impl Sampler {
         }
         top_p(&mut self.cands, &mut self.probs, self.cfg.top_p);
         min_p(&mut self.cands, self.cfg.min_p);
-        softmax(&self.cands, 1.0 / temp, &mut self.probs);
+        softmax(&self.cands, 1.0 / self.cfg.temperature, &mut self.probs);
         pick(&self.cands, &self.probs, u)
+    }
+
+    /// A temperature of zero or below (or NaN) picks the argmax.
+    fn greedy(&self) -> bool {
+        let temp = self.cfg.temperature;
+        temp.is_nan() || temp <= 0.0
     }
 
     fn penalizes(&self) -> bool {

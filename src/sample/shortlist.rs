@@ -13,9 +13,8 @@ impl Sampler {
     /// window: if t is not among the k + w most likely (w the window's length), at least
     /// k of those are ahead of it and unpenalized, before the penalty and after.
     pub fn shortlist(&self, history: &[u32]) -> Option<usize> {
-        let greedy = self.cfg.temperature.is_nan() || self.cfg.temperature <= 0.0;
         let k = match self.cfg.top_k {
-            _ if greedy => 1,
+            _ if self.greedy() => 1,
             0 => return None,
             k => k,
         };
@@ -49,17 +48,11 @@ impl Sampler {
                 c.logit = penalize(c.logit, penalty);
             }
         }
-        let temp = self.cfg.temperature;
-        if temp.is_nan() || temp <= 0.0 {
+        if self.greedy() {
             // What `argmax` picks: the largest, and of equal ones (0.0 and -0.0 among
-            // them) the lowest id.
-            let max = self
-                .cands
-                .iter()
-                .map(|c| c.logit)
-                .fold(f32::NEG_INFINITY, f32::max);
-            let best = self.cands.iter().filter(|c| c.logit == max);
-            return best.map(|c| c.id).min().unwrap_or(0);
+            // them) the lowest id, which is the order's first.
+            let best = self.cands.iter().min_by(|a, b| by_logit_desc(a, b));
+            return best.map_or(0, |c| c.id);
         }
         let u = self.rng.next_f64();
         // The list holds no NaN or -inf, and the penalty leaves finite logits finite:
@@ -69,7 +62,7 @@ impl Sampler {
         }
         select::best_k(&mut self.cands, self.cfg.top_k);
         self.cands.sort_unstable_by(by_logit_desc);
-        self.draw(u, temp)
+        self.draw(u)
     }
 }
 

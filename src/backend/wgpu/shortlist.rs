@@ -113,9 +113,8 @@ pub(super) struct Lists {
     readback: wgpu::Buffer,
     /// The readback's words, as [`parse`] takes them.
     words: Vec<u32>,
+    /// The last step's list; empty where it brought none back (a list is never empty).
     picked: Vec<(u32, f32)>,
-    /// Whether `picked` is the last step's.
-    fresh: bool,
     /// Off with `ROPEWALK_GPU_NO_SHORTLIST` (for measuring what they save).
     pub enabled: bool,
     /// Steps that brought a shortlist back.
@@ -137,7 +136,6 @@ impl Lists {
             readback,
             words: vec![0; list_bytes() as usize / 4],
             picked: Vec::new(),
-            fresh: false,
             enabled: std::env::var_os("ROPEWALK_GPU_NO_SHORTLIST").is_none(),
             served: 0,
             spoil_next: false,
@@ -158,19 +156,22 @@ impl Lists {
     pub fn read(&mut self, gpu: &Gpu) -> super::Result<bool> {
         super::kernel::read_into(gpu, &self.readback, &mut self.words)?;
         let spoiled = std::mem::take(&mut self.spoil_next);
-        self.fresh = parse(&self.words, &mut self.picked) && !spoiled;
-        self.served += u64::from(self.fresh);
-        Ok(self.fresh)
+        if !parse(&self.words, &mut self.picked) || spoiled {
+            self.picked.clear();
+            return Ok(false);
+        }
+        self.served += 1;
+        Ok(true)
     }
 
     /// Forgets the last list: a new step begins.
     pub fn clear(&mut self) {
-        self.fresh = false;
+        self.picked.clear();
     }
 
     /// The last step's list, if it brought one back.
     pub fn last(&self) -> Option<&[(u32, f32)]> {
-        self.fresh.then_some(&self.picked[..])
+        (!self.picked.is_empty()).then_some(&self.picked[..])
     }
 }
 
