@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::gpu::{
     assert_close, assert_q8_copy, cpu_exact, gpu, matrix, normal, random_matrix, NormedAct,
     INTEGER_PRODUCT_TYPES,
@@ -131,6 +133,38 @@ fn quantized_types_match_cpu_with_8_bit_activations() {
             let want = cpu_exact(&m, &act);
             assert_close(&format!("{ty} {rows}x{cols}, 8-bit"), &got, &want, 1e-5);
         }
+    }
+}
+
+#[test]
+fn every_way_of_waiting_reads_the_same_result() {
+    // A real GPU's waits poll the device for a while, then block; lavapipe's block at
+    // once. Each way is taken here: blocking at once, polling until the product is done,
+    // and polling for a moment before blocking on a product that takes longer.
+    let mut rng = Rng::new(16);
+    let (rows, cols) = (2048, 2048);
+    let data = random_matrix(&mut rng, GgmlType::Q8_0, rows, cols);
+    let m = matrix(GgmlType::Q8_0, rows, cols, &data);
+    let act = normal(&mut rng, cols);
+    let results: Vec<(Vec<f32>, Vec<f32>)> = [
+        Duration::ZERO,
+        Duration::from_secs(600),
+        Duration::from_nanos(1),
+    ]
+    .into_iter()
+    .map(|poll_for| {
+        let mut gpu = Gpu::open(&GpuChoice::Best).unwrap();
+        gpu.poll_for = poll_for;
+        gpu_matvec_q8(&gpu, &m, &act)
+    })
+    .collect();
+    let want = cpu_exact(&m, &results[0].1);
+    assert_close("blocking at once", &results[0].0, &want, 1e-5);
+    for (way, (got, _)) in ["polling", "polling, then blocking"]
+        .iter()
+        .zip(&results[1..])
+    {
+        assert_eq!(got, &results[0].0, "{way}");
     }
 }
 

@@ -3,9 +3,11 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use wgpu::util::DeviceExt;
 
+use super::kernel::POLL_FOR;
 use super::ops::PositionSplit;
 use super::pipelines::Pipelines;
 use super::{GpuError, Result};
@@ -163,6 +165,11 @@ pub struct Gpu {
     /// [`PositionSplit::DEFAULT`], or `ROPEWALK_GPU_ATTN_SPAN` positions a part (0: one
     /// part), for measuring.
     pub attention_split: PositionSplit,
+    /// How long a wait for the GPU polls the device before it blocks in the driver's
+    /// wait, which wakes later: [`POLL_FOR`] on a real GPU, unless `ROPEWALK_GPU_NO_POLL`
+    /// is set (for measuring); none on a software adapter (lavapipe), which works on the
+    /// cores that polling would take.
+    pub poll_for: Duration,
     pub(super) pipelines: Pipelines,
     /// Bytes of the buffers made through [`Gpu::buffer`] and [`Gpu::buffer_init`]: all
     /// but the uniforms of a few bytes.
@@ -272,6 +279,13 @@ impl Gpu {
             fold_ops,
             matrix_units,
             attention_split,
+            poll_for: if adapter_info.device_type == wgpu::DeviceType::Cpu
+                || std::env::var_os("ROPEWALK_GPU_NO_POLL").is_some()
+            {
+                Duration::ZERO
+            } else {
+                POLL_FOR
+            },
             created: AtomicU64::new(0),
             uncaptured,
         })
