@@ -373,3 +373,36 @@ fn run_samples_from_the_gpu_s_shortlists() {
         assert_eq!(listed, whole, "{sampling:?}");
     }
 }
+
+#[test]
+fn a_profiled_run_says_where_its_steps_go_and_makes_the_same_text() {
+    let model = common::test_model();
+    let run = |profiled: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ropewalk"));
+        c.args([
+            "run",
+            "-m",
+            model.to_str().unwrap(),
+            "-p",
+            "Once upon a time",
+        ])
+        .args(["-n", "6", "-c", "256", "-ngl", "99", "--temp", "0"])
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir());
+        if profiled {
+            c.env("ROPEWALK_GPU_PROFILE", "1");
+        }
+        let o = c.output().expect("run ropewalk");
+        common::cli::assert_ok(&o);
+        (common::cli::stdout(&o), common::cli::stderr(&o))
+    };
+    let (text, err) = run(true);
+    // the prompt's step, then five of one token
+    for said in [
+        "host time per step: submitting ",
+        "GPU time per step over 6 steps: ",
+        " x attention",
+    ] {
+        assert!(err.contains(said), "{said:?} in {err}");
+    }
+    assert_eq!(text, run(false).0);
+}

@@ -1,12 +1,14 @@
 //! GPU time per kernel, from timestamps written between dispatches
 //! (`ROPEWALK_GPU_PROFILE=1`, where the adapter can write timestamps inside passes): the
-//! report at the end of a run says where a step's GPU time goes. Timestamps between
+//! report at the end of a run says where a step's GPU time goes, and what the host spent
+//! beside it (submitting the step, recording the next, waiting). Timestamps between
 //! kernels also hold the GPU still between them, so small kernels look dearer than they
 //! are; `ROPEWALK_GPU_SKIP=LABEL,...` measures the other way round: it leaves out the
 //! kernels whose labels start so (the results are wrong), and tokens/s with and without
 //! them say what they cost in a real step.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::kernel::read_into;
 use super::Gpu;
@@ -42,6 +44,17 @@ pub struct Profiler {
     /// How many of the steps dispatched each kernel (a step of one token skips some).
     runs: Vec<usize>,
     steps: usize,
+    /// The host's time in each step, summed: submitting it, recording the next, and
+    /// waiting for it and reading back what it made.
+    host: HostTimes,
+}
+
+/// What the host spends on a step, beside the GPU's work.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostTimes {
+    pub submit: Duration,
+    pub record: Duration,
+    pub wait: Duration,
 }
 
 impl Profiler {
@@ -75,6 +88,7 @@ impl Profiler {
             labels,
             period: gpu.queue.get_timestamp_period() as f64,
             steps: 0,
+            host: HostTimes::default(),
         })
     }
 
@@ -92,7 +106,10 @@ impl Profiler {
 
     /// Adds a finished step's kernel times to the totals; `ran`: which kernels it
     /// dispatched.
-    pub fn collect(&mut self, gpu: &Gpu, ran: impl Iterator<Item = bool>) {
+    pub fn collect(&mut self, gpu: &Gpu, ran: impl Iterator<Item = bool>, host: HostTimes) {
+        self.host.submit += host.submit;
+        self.host.record += host.record;
+        self.host.wait += host.wait;
         let mut ticks = vec![0u64; self.labels.len() + 1];
         if read_into(gpu, &self.read, &mut ticks).is_err() {
             return;
@@ -120,7 +137,15 @@ impl Profiler {
         let total: f64 = by_label.values().map(|v| v.0).sum();
         let mut rows: Vec<_> = by_label.into_iter().collect();
         rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+        let us = |d: Duration| d.as_secs_f64() * 1e6 / steps;
         let mut out = format!(
+            "host time per step: submitting {:.1} us, recording the next {:.1} us, waiting \
+             and reading back {:.1} us\n",
+            us(self.host.submit),
+            us(self.host.record),
+            us(self.host.wait),
+        );
+        out += &format!(
             "GPU time per step over {} steps: {total:.1} us in {dispatches:.0} kernels\n",
             self.steps,
         );

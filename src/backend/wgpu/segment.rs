@@ -3,6 +3,7 @@
 //! command submission that runs them for a step.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::backend::cpu::matmul::Precision;
 use crate::model::{Llama, LlamaConfig};
@@ -13,7 +14,7 @@ use super::layer::{upload, GpuLayer, Stack};
 use super::ops::{
     self, AttnShape, Dest, Folded, GluOut, Input, Kernel, KvType, NormOut, Q8Rows, Step,
 };
-use super::profile::{self, Profiler};
+use super::profile::{self, HostTimes, Profiler};
 use super::shortlist::{self, Lists};
 use super::upload::{storage_init, GpuMatrix};
 use super::{Gpu, GpuError, Result};
@@ -510,7 +511,9 @@ impl GpuSegment {
             Some((s, commands)) if s == shape => commands,
             _ => self.encode(&shape),
         };
+        let submitted = Instant::now();
         queue.submit([commands]);
+        let recorded = Instant::now();
         self.gpu.check_errors("running a step")?;
         // While the GPU works, record the next step, taking it to be as many tokens
         // again (as the steps of generation are): recording ~400 dispatches costs about
@@ -520,12 +523,18 @@ impl GpuSegment {
             ..step
         });
         self.ahead = Some((next, self.encode(&next)));
+        let waited = Instant::now();
         self.bring_back(x, logits, (&step, &shape), rows)?;
         if self.profiler.is_some() {
+            let host = HostTimes {
+                submit: recorded - submitted,
+                record: waited - recorded,
+                wait: waited.elapsed(),
+            };
             let kernels = self.layers.iter().chain(&self.output);
             let ran: Vec<bool> = kernels.map(|k| self.dispatches(k, &shape)).collect();
             if let Some(p) = &mut self.profiler {
-                p.collect(&self.gpu, ran.into_iter());
+                p.collect(&self.gpu, ran.into_iter(), host);
             }
         }
         self.gpu.check_errors("running a step")
