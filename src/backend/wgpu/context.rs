@@ -166,7 +166,7 @@ pub struct Gpu {
     /// part), for measuring.
     pub attention_split: PositionSplit,
     /// How long a wait for the GPU polls the device before it blocks in the driver's
-    /// wait, which wakes later: [`POLL_FOR`] on a real GPU, unless `ROPEWALK_GPU_NO_POLL`
+    /// wait, which wakes later: 10 ms on a real GPU, unless `ROPEWALK_GPU_NO_POLL`
     /// is set (for measuring); none on a software adapter (lavapipe), which works on the
     /// cores that polling would take.
     pub poll_for: Duration,
