@@ -16,7 +16,9 @@
 # attention splits its positions over workgroups, ROPEWALK_GPU_ATTN_SPAN; 0 never splits),
 # limit (tg64 of the 7B shape on the CPU alone and with the layers that fit in 1-3 GiB),
 # shortlist (`run` generation, greedy and sampled, with the logits' shortlists and
-# without, ROPEWALK_GPU_NO_SHORTLIST, alternating).
+# without, ROPEWALK_GPU_NO_SHORTLIST, alternating), wait (tg128 with waits that poll
+# and that block at once, ROPEWALK_GPU_NO_POLL, alternating; then the host's time per
+# step from a profiled run).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RW=.dev/ropewalk
@@ -123,6 +125,13 @@ print(f\"{sys.argv[1] or '(nothing)':42} {r['avg_ts']:8.1f} t/s {1e3 / r['avg_ts
         ;;
     fold)
         alternate ROPEWALK_GPU_NO_FOLD folded apart -p 0 -n 128 | tee "$OUT/fold.txt"
+        ;;
+    wait)
+        alternate ROPEWALK_GPU_NO_POLL polling blocking -p 0 -n 128 | tee "$OUT/wait.txt"
+        for shape in smollm2-135m llama2-7b; do
+            ROPEWALK_GPU_PROFILE=1 $RW run -m "$(model $shape q4_0)" -p "hello" -n 64 --temp 0 -ngl 99 2>&1 >/dev/null |
+                grep -E "host time|GPU time" | sed "s/^/$shape: /" | tee -a "$OUT/wait.txt"
+        done
         ;;
     limit)
         m=$(model llama2-7b q4_0)
