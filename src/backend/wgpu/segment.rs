@@ -511,9 +511,9 @@ impl GpuSegment {
             Some((s, commands)) if s == shape => commands,
             _ => self.encode(&shape),
         };
-        let submitted = Instant::now();
+        let submitting = Instant::now();
         queue.submit([commands]);
-        let recorded = Instant::now();
+        let recording = Instant::now();
         self.gpu.check_errors("running a step")?;
         // While the GPU works, record the next step, taking it to be as many tokens
         // again (as the steps of generation are): recording ~400 dispatches costs about
@@ -523,13 +523,13 @@ impl GpuSegment {
             ..step
         });
         self.ahead = Some((next, self.encode(&next)));
-        let waited = Instant::now();
+        let waiting = Instant::now();
         self.bring_back(x, logits, (&step, &shape), rows)?;
         if self.profiler.is_some() {
             let host = HostTimes {
-                submit: recorded - submitted,
-                record: waited - recorded,
-                wait: waited.elapsed(),
+                submit: recording - submitting,
+                record: waiting - recording,
+                wait: waiting.elapsed(),
             };
             let kernels = self.layers.iter().chain(&self.output);
             let ran: Vec<bool> = kernels.map(|k| self.dispatches(k, &shape)).collect();
