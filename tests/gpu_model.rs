@@ -309,28 +309,32 @@ fn a_memory_limit_offloads_the_layers_that_fit() {
     common::cli::assert_fails(&o, "holds no layer");
 }
 
+/// `ropewalk run` of the test model on `prompt` with `args`, with `env` set where one is
+/// given: its text and its log.
+fn run_test_model(prompt: &str, args: &[&str], env: Option<(&str, &str)>) -> (String, String) {
+    let model = common::test_model();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ropewalk"));
+    c.args(["run", "-m", model.to_str().unwrap(), "-p", prompt])
+        .args(args)
+        // the Vulkan loader's complaint about a missing runtime folder is an "error:" line
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    if let Some((name, value)) = env {
+        c.env(name, value);
+    }
+    let o = c.output().expect("run ropewalk");
+    common::cli::assert_ok(&o);
+    (common::cli::stdout(&o), common::cli::stderr(&o))
+}
+
 /// `ROPEWALK_GPU_SKIP` (for measuring what kernels cost) leaves out exactly the kernels
 /// its prefixes name: none named, the tokens are the plain run's; the products named, the
 /// run still ends well but its tokens are not the model's.
 #[test]
 fn leaving_kernels_out_skips_only_those_named() {
-    let model = common::test_model();
     let run = |skip: Option<&str>| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ropewalk"));
-        c.args([
-            "run",
-            "-m",
-            model.to_str().unwrap(),
-            "-p",
-            "The capital of France is",
-        ])
-        .args(["-n", "8", "--temp", "0", "-ngl", "99"]);
-        if let Some(skip) = skip {
-            c.env("ROPEWALK_GPU_SKIP", skip);
-        }
-        let o = c.output().expect("run ropewalk");
-        common::cli::assert_ok(&o);
-        common::cli::stdout(&o)
+        let args = ["-n", "8", "--temp", "0", "-ngl", "99"];
+        let env = skip.map(|skip| ("ROPEWALK_GPU_SKIP", skip));
+        run_test_model("The capital of France is", &args, env).0
     };
     let plain = run(None);
     assert_eq!(run(Some("no_such_kernel,")), plain);
@@ -341,25 +345,10 @@ fn leaving_kernels_out_skips_only_those_named() {
 /// the same text as from whole rows (`ROPEWALK_GPU_NO_SHORTLIST`), greedy and sampled.
 #[test]
 fn run_samples_from_the_gpu_s_shortlists() {
-    let model = common::test_model();
     let run = |sampling: &[&str], shortlists: bool| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ropewalk"));
-        c.args([
-            "run",
-            "-m",
-            model.to_str().unwrap(),
-            "-p",
-            "Once upon a time",
-        ])
-        .args(["-n", "8", "-c", "256", "-ngl", "99"])
-        .args(sampling)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir());
-        if !shortlists {
-            c.env("ROPEWALK_GPU_NO_SHORTLIST", "1");
-        }
-        let o = c.output().expect("run ropewalk");
-        common::cli::assert_ok(&o);
-        (common::cli::stdout(&o), common::cli::stderr(&o))
+        let args = [&["-n", "8", "-c", "256", "-ngl", "99"][..], sampling].concat();
+        let env = (!shortlists).then_some(("ROPEWALK_GPU_NO_SHORTLIST", "1"));
+        run_test_model("Once upon a time", &args, env)
     };
     let said = "sampled from the GPU's shortlists of the logits: 8 steps";
     for sampling in [
@@ -374,26 +363,14 @@ fn run_samples_from_the_gpu_s_shortlists() {
     }
 }
 
+/// `ROPEWALK_GPU_PROFILE` reports the host's and the kernels' time per step, and does not
+/// change the text.
 #[test]
 fn a_profiled_run_says_where_its_steps_go_and_makes_the_same_text() {
-    let model = common::test_model();
     let run = |profiled: bool| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ropewalk"));
-        c.args([
-            "run",
-            "-m",
-            model.to_str().unwrap(),
-            "-p",
-            "Once upon a time",
-        ])
-        .args(["-n", "6", "-c", "256", "-ngl", "99", "--temp", "0"])
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir());
-        if profiled {
-            c.env("ROPEWALK_GPU_PROFILE", "1");
-        }
-        let o = c.output().expect("run ropewalk");
-        common::cli::assert_ok(&o);
-        (common::cli::stdout(&o), common::cli::stderr(&o))
+        let args = ["-n", "6", "-c", "256", "-ngl", "99", "--temp", "0"];
+        let env = profiled.then_some(("ROPEWALK_GPU_PROFILE", "1"));
+        run_test_model("Once upon a time", &args, env)
     };
     let (text, err) = run(true);
     // the prompt's step, then five of one token
