@@ -205,6 +205,11 @@ impl Sampler {
         temp.is_nan() || temp <= 0.0
     }
 
+    /// The tokens of `history` the repetition penalty looks at: its last ones.
+    fn repeat_window<'h>(&self, history: &'h [u32]) -> &'h [u32] {
+        &history[history.len().saturating_sub(self.cfg.repeat_last_n)..]
+    }
+
     fn penalizes(&self) -> bool {
         self.cfg.repeat_penalty != 1.0 && self.cfg.repeat_last_n > 0
     }
@@ -213,9 +218,9 @@ impl Sampler {
         if !self.penalizes() {
             return;
         }
-        let (penalty, last_n) = (self.cfg.repeat_penalty, self.cfg.repeat_last_n);
+        let penalty = self.cfg.repeat_penalty;
         self.seen.resize(logits.len(), false);
-        let window = &history[history.len().saturating_sub(last_n)..];
+        let window = self.repeat_window(history);
         for &t in window {
             let t = t as usize;
             if t >= logits.len() || self.seen[t] {

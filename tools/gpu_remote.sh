@@ -17,8 +17,8 @@
 # limit (tg64 of the 7B shape on the CPU alone and with the layers that fit in 1-3 GiB),
 # shortlist (`run` generation, greedy and sampled, with the logits' shortlists and
 # without, ROPEWALK_GPU_NO_SHORTLIST, alternating), wait (tg128 with waits that poll
-# and that block at once, ROPEWALK_GPU_NO_POLL, alternating; then the host's time per
-# step from a profiled run).
+# and that block at once, ROPEWALK_GPU_NO_POLL, alternating; `profile` gives the host's
+# time per step beside the kernels').
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RW=.dev/ropewalk
@@ -104,12 +104,12 @@ for stage in "$@"; do
     profile)
         for shape in smollm2-135m llama2-7b; do
             ROPEWALK_GPU_PROFILE=1 $RW run -m "$(model $shape q4_0)" -p "hello" -n 64 --temp 0 -ngl 99 2>&1 >/dev/null |
-                grep -A20 "GPU time per step" | sed "1s/^/$shape: /" | tee -a "$OUT/profile.txt"
+                grep -A21 "host time per step" | sed "1s/^/$shape: /" | tee -a "$OUT/profile.txt"
         done
         # a prompt of about 512 tokens
         head -c 1200 /dev/urandom | base64 -w0 >"$MODELS/prompt.txt"
         ROPEWALK_GPU_PROFILE=1 $RW run -m "$(model llama2-7b q4_0)" -f "$MODELS/prompt.txt" -n 1 --temp 0 -ngl 99 -c 2048 -b 2048 2>&1 >/dev/null |
-            grep -E "prompt|GPU time per step" -A20 | sed "1s/^/llama2-7b prompt: /" | tee -a "$OUT/profile.txt"
+            grep -E "prompt|host time per step" -A21 | sed "1s/^/llama2-7b prompt: /" | tee -a "$OUT/profile.txt"
         ;;
     knockout)
         # what each kind of kernel costs a real 7B step: tg128 without it
@@ -128,10 +128,6 @@ print(f\"{sys.argv[1] or '(nothing)':42} {r['avg_ts']:8.1f} t/s {1e3 / r['avg_ts
         ;;
     wait)
         alternate ROPEWALK_GPU_NO_POLL polling blocking -p 0 -n 128 | tee "$OUT/wait.txt"
-        for shape in smollm2-135m llama2-7b; do
-            ROPEWALK_GPU_PROFILE=1 $RW run -m "$(model $shape q4_0)" -p "hello" -n 64 --temp 0 -ngl 99 2>&1 >/dev/null |
-                grep -E "host time|GPU time" | sed "s/^/$shape: /" | tee -a "$OUT/wait.txt"
-        done
         ;;
     limit)
         m=$(model llama2-7b q4_0)

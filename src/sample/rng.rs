@@ -1,8 +1,8 @@
 //! The sampler's random stream: xoshiro256** seeded through splitmix64, written out here
 //! so that one seed gives the same tokens on every platform and every toolchain.
 
-/// xoshiro256** (Blackman and Vigna), the state filled from splitmix64 as its authors
-/// recommend, which can never give the all-zero state.
+/// xoshiro256**, the state filled from splitmix64 as the generator's own description
+/// recommends, which can never give the all-zero state.
 pub(super) struct Xoshiro256 {
     s: [u64; 4],
 }

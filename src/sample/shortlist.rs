@@ -42,7 +42,7 @@ impl Sampler {
         self.cands
             .extend(list.iter().map(|&(id, logit)| Candidate { id, logit }));
         if self.penalizes() {
-            let window = &history[history.len().saturating_sub(self.cfg.repeat_last_n)..];
+            let window = self.repeat_window(history);
             let penalty = self.cfg.repeat_penalty;
             for c in self.cands.iter_mut().filter(|c| window.contains(&c.id)) {
                 c.logit = penalize(c.logit, penalty);

@@ -107,13 +107,13 @@ impl Profiler {
     /// Adds a finished step's kernel times to the totals; `ran`: which kernels it
     /// dispatched.
     pub fn collect(&mut self, gpu: &Gpu, ran: impl Iterator<Item = bool>, host: HostTimes) {
-        self.host.submit += host.submit;
-        self.host.record += host.record;
-        self.host.wait += host.wait;
         let mut ticks = vec![0u64; self.labels.len() + 1];
         if read_into(gpu, &self.read, &mut ticks).is_err() {
             return;
         }
+        self.host.submit += host.submit;
+        self.host.record += host.record;
+        self.host.wait += host.wait;
         for (i, total) in self.totals_ns.iter_mut().enumerate() {
             *total += ticks[i + 1].saturating_sub(ticks[i]) as f64 * self.period;
         }
