@@ -11,16 +11,14 @@ use std::sync::Arc;
 use common::hf::{reference, run_prompt_in};
 use ropewalk::backend::cpu::matmul::Precision;
 use ropewalk::backend::wgpu::ops::PositionSplit;
-use ropewalk::backend::wgpu::{Gpu, GpuChoice};
+use ropewalk::backend::wgpu::Gpu;
 use ropewalk::gguf::GgufFile;
 use ropewalk::model::kv_cache::CacheType;
 use ropewalk::model::{Llama, Logits, RopeOverrides, ScalingKind, Session};
 use ropewalk::sample::{argmax, Next, Sampler, SamplerConfig};
 
 fn gpu() -> Arc<Gpu> {
-    Arc::new(Gpu::open(&GpuChoice::Best).unwrap_or_else(|e| {
-        panic!("{e}: the GPU tests need a Vulkan driver (tools/setup.sh installs lavapipe)")
-    }))
+    Arc::new(common::gpu::open())
 }
 
 /// Runs the reference's prompts with the last `ngl` layers on the GPU (the output layer
@@ -78,7 +76,7 @@ fn one_token_attention_split_over_workgroups_matches_the_reference() {
     // one to nine parts a head, so the segment records new commands as the count grows.
     let file = GgufFile::open(common::test_model()).unwrap();
     let model = Llama::load(&file).unwrap();
-    let mut gpu = Gpu::open(&GpuChoice::Best).unwrap();
+    let mut gpu = common::gpu::open();
     gpu.attention_split = PositionSplit::new(4);
     check(&model, &Arc::new(gpu), "base", model.config.n_layers + 1);
 }
@@ -268,6 +266,8 @@ fn a_memory_limit_offloads_the_layers_that_fit() {
         let mut args = vec!["run", "-m", m, "-p", "The capital of France is"];
         args.extend(["-n", "8", "--temp", "0", "-c", "256", "-b", "32"]);
         args.extend(extra);
+        let device = common::gpu::device_args();
+        args.extend(device.iter().map(String::as_str));
         let o = common::cli::ropewalk(&args);
         common::cli::assert_ok(&o);
         (common::cli::stdout(&o), common::cli::stderr(&o))
@@ -302,6 +302,7 @@ fn a_memory_limit_offloads_the_layers_that_fit() {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_ropewalk"))
         .args(["run", "-m", m, "-p", "x"])
         .args(required)
+        .args(common::gpu::device_args())
         // the Vulkan loader's complaint about a missing runtime folder is an "error:" line
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .output()
@@ -316,6 +317,7 @@ fn run_test_model(prompt: &str, args: &[&str], env: Option<(&str, &str)>) -> (St
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ropewalk"));
     c.args(["run", "-m", model.to_str().unwrap(), "-p", prompt])
         .args(args)
+        .args(common::gpu::device_args())
         // the Vulkan loader's complaint about a missing runtime folder is an "error:" line
         .env("XDG_RUNTIME_DIR", std::env::temp_dir());
     if let Some((name, value)) = env {
@@ -382,4 +384,54 @@ fn a_profiled_run_says_where_its_steps_go_and_makes_the_same_text() {
         assert!(err.contains(said), "{said:?} in {err}");
     }
     assert_eq!(text, run(false).0);
+}
+
+/// A software renderer (lavapipe, WARP) multiplies far slower than the CPU path: `-ngl`
+/// takes one only where `--gpu-device` names it, and otherwise runs on the CPU with a
+/// warning, or stops with `--gpu-required`.
+#[test]
+fn a_software_renderer_is_taken_only_when_named() {
+    let adapters = ropewalk::backend::wgpu::adapters();
+    assert!(!adapters.is_empty(), "the GPU tests need a Vulkan driver");
+    if adapters.iter().any(|a| !a.software) {
+        let gpu = common::gpu::open();
+        assert!(!gpu.info.software, "{} was taken first", gpu.info);
+        return;
+    }
+    let model = common::test_model();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ropewalk"))
+            .args(["run", "-m", model.to_str().unwrap(), "-p", "The capital of"])
+            .args(["-n", "4", "--temp", "0", "-c", "256"])
+            .args(extra)
+            // the Vulkan loader's complaint about a missing runtime folder is an "error:" line
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+            .output()
+            .expect("run ropewalk")
+    };
+    let cpu = run(&[]);
+    common::cli::assert_ok(&cpu);
+
+    let unnamed = run(&["-ngl", "99"]);
+    common::cli::assert_ok(&unnamed);
+    let err = common::cli::stderr(&unnamed);
+    assert!(
+        err.contains("warning: no GPU adapter, only the software renderer ")
+            && err.contains("; running on the CPU")
+            && !err.contains("offloaded"),
+        "{err}"
+    );
+    assert_eq!(common::cli::stdout(&unnamed), common::cli::stdout(&cpu));
+
+    let required = run(&["-ngl", "99", "--gpu-required"]);
+    common::cli::assert_fails(&required, "only the software renderer");
+
+    let index = adapters[0].index.to_string();
+    let named = run(&["-ngl", "99", "--gpu-device", &index]);
+    common::cli::assert_ok(&named);
+    let err = common::cli::stderr(&named);
+    assert!(
+        err.contains("offloaded 30/30 layers and the output layer to "),
+        "{err}"
+    );
 }

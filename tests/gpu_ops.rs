@@ -16,7 +16,7 @@ use ropewalk::backend::wgpu::ops::{
     self, AttnShape, Dest, Input, KvType, PositionSplit, Q8Rows, Step,
 };
 use ropewalk::backend::wgpu::upload::GpuMatrix;
-use ropewalk::backend::wgpu::{Gpu, GpuChoice};
+use ropewalk::backend::wgpu::Gpu;
 use ropewalk::model::kv_cache::{CacheShape, CacheType, KvCache};
 use ropewalk::model::rope::{Rope, RopeConfig, RopeScaling};
 use ropewalk::model::weights::Matrix;
@@ -153,7 +153,7 @@ fn every_way_of_waiting_reads_the_same_result() {
     ]
     .into_iter()
     .map(|poll_for| {
-        let mut gpu = Gpu::open(&GpuChoice::Best).unwrap();
+        let mut gpu = common::gpu::open();
         gpu.poll_for = poll_for;
         gpu_matvec_q8(&gpu, &m, &act)
     })
@@ -300,7 +300,7 @@ fn tall_matrices_take_wide_tiles() {
 fn matmul_adds_into_the_residual_and_splits_large_matrices() {
     // A binding limit of 4 KiB splits the matrix into many buffers (lavapipe's real limit
     // is 128 MiB, which a 7B model's output matrix would exceed as f16).
-    let mut small = Gpu::open(&GpuChoice::Best).unwrap();
+    let mut small = common::gpu::open();
     small.max_binding = 4096;
     let mut rng = Rng::new(8);
     for ty in [GgmlType::Q4_0, GgmlType::Q6_K, GgmlType::F32] {

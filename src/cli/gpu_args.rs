@@ -13,7 +13,8 @@ use super::CliResult;
 #[derive(Args, Clone)]
 pub struct GpuArgs {
     /// Which GPU: its index in `ropewalk devices` or part of its name (default: a
-    /// discrete GPU before an integrated one, before a software one).
+    /// discrete GPU before an integrated one; a software renderer such as lavapipe only
+    /// when named here).
     #[arg(long = "gpu-device", value_name = "N|NAME")]
     pub gpu_device: Option<GpuChoice>,
     /// Stop when the GPU cannot be used, rather than going on with the CPU.

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use ropewalk::backend::cpu::matmul::{matmul as cpu_matmul, MatmulScratch, Precision};
 use ropewalk::backend::wgpu::ops::{self, Input, Q8Rows};
-use ropewalk::backend::wgpu::{Gpu, GpuChoice};
+use ropewalk::backend::wgpu::{adapters, Gpu, GpuChoice};
 use ropewalk::model::weights::Matrix;
 use ropewalk::quant::{self, GgmlType};
 
@@ -20,14 +20,34 @@ pub const INTEGER_PRODUCT_TYPES: [GgmlType; 5] = [
     GgmlType::Q6_K,
 ];
 
+/// The adapter the GPU tests run on: the best GPU, or where there is none (as in CI)
+/// the software renderer, which offloads take only when it is named.
+pub fn choice() -> GpuChoice {
+    let adapters = adapters();
+    match adapters.iter().find(|a| a.software) {
+        Some(a) if adapters.iter().all(|a| a.software) => GpuChoice::Index(a.index),
+        _ => GpuChoice::Best,
+    }
+}
+
+/// The `--gpu-device` arguments that give the CLI the adapter of [`choice`].
+pub fn device_args() -> Vec<String> {
+    match choice() {
+        GpuChoice::Index(i) => vec!["--gpu-device".into(), i.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// Opens the adapter of [`choice`].
+pub fn open() -> Gpu {
+    Gpu::open(&choice()).unwrap_or_else(|e| {
+        panic!("{e}: the GPU tests need a Vulkan driver (tools/setup.sh installs lavapipe)")
+    })
+}
+
 pub fn gpu() -> Arc<Gpu> {
     static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
-    GPU.get_or_init(|| {
-        Arc::new(Gpu::open(&GpuChoice::Best).unwrap_or_else(|e| {
-            panic!("{e}: the GPU tests need a Vulkan driver (tools/setup.sh installs lavapipe)")
-        }))
-    })
-    .clone()
+    GPU.get_or_init(|| Arc::new(open())).clone()
 }
 
 pub fn normal(rng: &mut Rng, n: usize) -> Vec<f32> {

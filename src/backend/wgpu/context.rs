@@ -12,8 +12,9 @@ use super::ops::PositionSplit;
 use super::pipelines::Pipelines;
 use super::{GpuError, Result};
 
-/// How a GPU is picked: the best one (a discrete GPU before an integrated one, before
-/// a software one), or by its index in `ropewalk devices`, or by part of its name.
+/// How a GPU is picked: the best one (a discrete GPU before an integrated one; never a
+/// software renderer such as lavapipe or WARP, which is slower than the CPU path), or by
+/// its index in `ropewalk devices`, or by part of its name (a software renderer too).
 #[derive(Clone, Debug, Default)]
 pub enum GpuChoice {
     #[default]
@@ -44,6 +45,8 @@ pub struct AdapterSummary {
     pub kind: String,
     pub backend: String,
     pub driver: String,
+    /// A renderer that runs on the CPU (lavapipe, WARP): taken only when named.
+    pub software: bool,
     pub max_binding: u64,
     pub subgroups: bool,
     /// Whether it multiplies 16x16 f16 pieces with f32 sums on matrix units (tensor
@@ -55,7 +58,7 @@ impl fmt::Display for AdapterSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: {} ({}, {}{}), max storage binding {} MiB{}{}",
+            "{}: {} ({}, {}{}), max storage binding {} MiB{}{}{}",
             self.index,
             self.name,
             self.kind,
@@ -69,6 +72,11 @@ impl fmt::Display for AdapterSummary {
             if self.subgroups { ", subgroups" } else { "" },
             if self.matrix_units {
                 ", f16 matrix units"
+            } else {
+                ""
+            },
+            if self.software {
+                "; a software renderer, taken only where --gpu-device names it"
             } else {
                 ""
             }
@@ -87,14 +95,24 @@ fn all_adapters() -> Vec<wgpu::Adapter> {
     pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
 }
 
-fn rank(kind: wgpu::DeviceType) -> u8 {
+/// Where an adapter of `kind` stands among the candidates for the best one; `None` for a
+/// software renderer, which multiplies on the CPU far slower than the CPU path does.
+fn rank(kind: wgpu::DeviceType) -> Option<u8> {
     match kind {
-        wgpu::DeviceType::DiscreteGpu => 0,
-        wgpu::DeviceType::IntegratedGpu => 1,
-        wgpu::DeviceType::VirtualGpu => 2,
-        wgpu::DeviceType::Cpu => 3,
-        wgpu::DeviceType::Other => 4,
+        wgpu::DeviceType::DiscreteGpu => Some(0),
+        wgpu::DeviceType::IntegratedGpu => Some(1),
+        wgpu::DeviceType::VirtualGpu => Some(2),
+        wgpu::DeviceType::Other => Some(3),
+        wgpu::DeviceType::Cpu => None,
     }
+}
+
+/// The index of the best of adapters of `kinds`, if one is not a software renderer.
+pub(super) fn best(kinds: &[wgpu::DeviceType]) -> Option<usize> {
+    (0..kinds.len())
+        .filter_map(|i| Some((rank(kinds[i])?, i)))
+        .min()
+        .map(|(_, i)| i)
 }
 
 fn summary(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
@@ -112,6 +130,7 @@ fn summary(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
         }
         .to_string(),
         driver: info.driver,
+        software: info.device_type == wgpu::DeviceType::Cpu,
         max_binding: a.limits().max_storage_buffer_binding_size,
         subgroups: a.features().contains(wgpu::Features::SUBGROUP),
         matrix_units: has_f16_matrix_units(a),
@@ -188,9 +207,13 @@ impl Gpu {
             return Err(GpuError::NoAdapter);
         }
         let index = match choice {
-            GpuChoice::Best => (0..adapters.len())
-                .min_by_key(|&i| rank(adapters[i].get_info().device_type))
-                .expect("not empty"),
+            GpuChoice::Best => {
+                let kinds: Vec<_> = adapters.iter().map(|a| a.get_info().device_type).collect();
+                best(&kinds).ok_or_else(|| {
+                    let names: Vec<_> = adapters.iter().map(|a| a.get_info().name).collect();
+                    GpuError::OnlySoftware(names.join(", "))
+                })?
+            }
             GpuChoice::Index(i) if *i < adapters.len() => *i,
             GpuChoice::Index(i) => return Err(GpuError::NoMatch(i.to_string())),
             GpuChoice::Name(name) => {
@@ -337,5 +360,23 @@ impl Gpu {
             return Err(GpuError::OutOfMemory(what.to_string()));
         }
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::best;
+    use wgpu::DeviceType::{Cpu, DiscreteGpu, IntegratedGpu, Other, VirtualGpu};
+
+    #[test]
+    fn the_best_adapter_is_a_gpu_and_never_a_software_renderer() {
+        assert_eq!(best(&[]), None);
+        assert_eq!(best(&[Cpu]), None);
+        assert_eq!(best(&[Cpu, Cpu]), None);
+        assert_eq!(best(&[Cpu, IntegratedGpu]), Some(1));
+        assert_eq!(best(&[IntegratedGpu, Cpu, DiscreteGpu]), Some(2));
+        assert_eq!(best(&[Other, VirtualGpu, Cpu]), Some(1));
+        // Of two alike, the first wgpu lists.
+        assert_eq!(best(&[DiscreteGpu, DiscreteGpu]), Some(0));
     }
 }

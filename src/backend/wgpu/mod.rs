@@ -31,6 +31,11 @@ pub use segment::{GpuSegment, Offload, Out, SegmentSpec};
 pub enum GpuError {
     #[error("no GPU adapter found (wgpu sees no Vulkan, Metal or DX12 device)")]
     NoAdapter,
+    #[error(
+        "no GPU adapter, only the software renderer {0}, which is slower than the CPU path \
+         (--gpu-device names it to offload to it anyway)"
+    )]
+    OnlySoftware(String),
     #[error("no GPU adapter matches '{0}' (see `ropewalk devices`)")]
     NoMatch(String),
     #[error("cannot open {name}: {reason}")]
