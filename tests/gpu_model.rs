@@ -378,6 +378,7 @@ fn a_profiled_run_says_where_its_steps_go_and_makes_the_same_text() {
     // the prompt's step, then five of one token
     for said in [
         "host time per step: submitting ",
+        " us; between one-token steps ",
         "GPU time per step over 6 steps: ",
         " x attention",
     ] {

@@ -47,6 +47,8 @@ pub struct Profiler {
     /// The host's time in each step, summed: submitting it, recording the next, and
     /// waiting for it and reading back what it made.
     host: HostTimes,
+    /// The host's time between one-token steps, summed, and how many such gaps.
+    between: (Duration, usize),
 }
 
 /// What the host spends on a step, beside the GPU's work.
@@ -55,6 +57,9 @@ pub struct HostTimes {
     pub submit: Duration,
     pub record: Duration,
     pub wait: Duration,
+    /// From the end of the step before to this one's submission, where both were of one
+    /// token: the host picking the token and making the next input, while the GPU idles.
+    pub between: Option<Duration>,
 }
 
 impl Profiler {
@@ -89,6 +94,7 @@ impl Profiler {
             period: gpu.queue.get_timestamp_period() as f64,
             steps: 0,
             host: HostTimes::default(),
+            between: (Duration::ZERO, 0),
         })
     }
 
@@ -114,6 +120,10 @@ impl Profiler {
         self.host.submit += host.submit;
         self.host.record += host.record;
         self.host.wait += host.wait;
+        if let Some(between) = host.between {
+            self.between.0 += between;
+            self.between.1 += 1;
+        }
         for (i, total) in self.totals_ns.iter_mut().enumerate() {
             *total += ticks[i + 1].saturating_sub(ticks[i]) as f64 * self.period;
         }
@@ -138,12 +148,14 @@ impl Profiler {
         let mut rows: Vec<_> = by_label.into_iter().collect();
         rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
         let us = |d: Duration| d.as_secs_f64() * 1e6 / steps;
+        let (between, gaps) = self.between;
         let mut out = format!(
             "host time per step: submitting {:.1} us, recording the next {:.1} us, waiting \
-             and reading back {:.1} us\n",
+             and reading back {:.1} us; between one-token steps {:.1} us\n",
             us(self.host.submit),
             us(self.host.record),
             us(self.host.wait),
+            between.as_secs_f64() * 1e6 / gaps.max(1) as f64,
         );
         out += &format!(
             "GPU time per step over {} steps: {total:.1} us in {dispatches:.0} kernels\n",

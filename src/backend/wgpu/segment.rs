@@ -67,6 +67,8 @@ pub struct GpuSegment {
     pub fail_next_step: bool,
     /// The next step's commands, recorded ahead for a step of this shape.
     ahead: Option<(Step, wgpu::CommandBuffer)>,
+    /// When the last step of one token returned (for the profiler's gap between steps).
+    returned: Option<Instant>,
 }
 
 /// What a step brings back.
@@ -427,6 +429,7 @@ impl GpuSegment {
             skip: profile::skipped(),
             fail_next_step: false,
             ahead: None,
+            returned: None,
             dim: c.dim,
             n_vocab: c.n_vocab,
             half,
@@ -525,11 +528,17 @@ impl GpuSegment {
         self.ahead = Some((next, self.encode(&next)));
         let waiting = Instant::now();
         self.bring_back(x, logits, (&step, &shape), rows)?;
+        let returned = std::mem::take(&mut self.returned);
         if self.profiler.is_some() {
+            let one_token = step.n_tokens == 1;
+            if one_token {
+                self.returned = Some(Instant::now());
+            }
             let host = HostTimes {
                 submit: recording - submitting,
                 record: waiting - recording,
                 wait: waiting.elapsed(),
+                between: returned.filter(|_| one_token).map(|r| submitting - r),
             };
             let kernels = self.layers.iter().chain(&self.output);
             let ran: Vec<bool> = kernels.map(|k| self.dispatches(k, &shape)).collect();
