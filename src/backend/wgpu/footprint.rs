@@ -5,7 +5,7 @@ use crate::model::Llama;
 
 use super::layer::kv_buffer_bytes;
 use super::ops::activation_bytes;
-use super::segment::{
+use super::step_buffers::{
     kv_bytes_per_layer, logit_rows, readback_floats, scratch_floats, Activations,
 };
 use super::upload::{storage_bytes, GpuMatrix};

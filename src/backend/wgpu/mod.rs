@@ -19,6 +19,7 @@ mod pipelines;
 pub mod profile;
 mod segment;
 pub mod shortlist;
+mod step_buffers;
 pub mod upload;
 
 pub use context::{adapters, AdapterSummary, Gpu, GpuChoice};
