@@ -47,7 +47,7 @@ fn main() -> ExitCode {
         }
     }));
     if let Err(e) = ropewalk::quant::kernels::init() {
-        eprintln!("error: {e}");
+        eprintln!("error: {}", cli::one_line(&e.to_string()));
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", cli::one_line(&e.to_string()));
             ExitCode::FAILURE
         }
     }

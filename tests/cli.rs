@@ -255,3 +255,49 @@ fn an_unknown_kernel_path_is_refused() {
         .unwrap();
     assert_fails(&o, "ROPEWALK_CPU=sse9 is not a kernel path");
 }
+
+/// A GGUF file with one metadata key named `key` whose value has the unknown type 99.
+fn gguf_with_key(key: &str) -> Vec<u8> {
+    let mut b = b"GGUF".to_vec();
+    b.extend_from_slice(&3u32.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes());
+    b.extend_from_slice(&1u64.to_le_bytes());
+    b.extend_from_slice(&(key.len() as u64).to_le_bytes());
+    b.extend_from_slice(key.as_bytes());
+    b.extend_from_slice(&99u32.to_le_bytes());
+    b
+}
+
+/// Text a hostile file quotes stays on the error's one line, escaped where it holds a line
+/// break or a terminal's escape and cut short where it is a megabyte long; a FIFO is not
+/// opened (that would block until something wrote to it).
+#[test]
+fn errors_quoting_a_hostile_file_stay_one_readable_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hostile.gguf");
+    let path = file.to_str().unwrap();
+
+    std::fs::write(&file, gguf_with_key("general.name\nerror: forged\u{1b}[2J")).unwrap();
+    let o = ropewalk(&["info", path]);
+    assert_fails(
+        &o,
+        r"metadata key 'general.name\nerror: forged\u{1b}[2J' has unknown value type 99",
+    );
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+
+    std::fs::write(&file, gguf_with_key(&"k".repeat(1 << 20))).unwrap();
+    let o = ropewalk(&["run", "-m", path, "-p", "x"]);
+    assert_fails(&o, " characters ...] kkk");
+    let err = stderr(&o);
+    assert!(err.len() < 1200, "{} bytes", err.len());
+    assert!(
+        err.trim_end().ends_with("' has unknown value type 99"),
+        "{err}"
+    );
+
+    let fifo = dir.path().join("fifo.gguf");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.expect("mkfifo").success());
+    let o = ropewalk(&["info", fifo.to_str().unwrap()]);
+    assert_fails(&o, "fifo.gguf: not a regular file");
+}

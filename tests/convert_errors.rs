@@ -202,3 +202,120 @@ fn bad_flags() {
     assert_fails(&o, "--ctx must be positive");
     assert!(tiny.outputs().is_empty());
 }
+
+/// Names a hostile folder quotes stay on the error's one line: a line break or a
+/// terminal's escape is written as an escape.
+#[test]
+fn quoted_names_with_control_characters_stay_on_one_line() {
+    let tiny = Tiny::new("f32", false);
+    edit_config(&tiny, |c| {
+        c["architectures"] = serde_json::json!(["Llama\nForCausalLM\u{1b}[2J"])
+    });
+    fails_cleanly(
+        &tiny,
+        r"architecture 'Llama\nForCausalLM\u{1b}[2J' is not supported",
+    );
+}
+
+/// A FIFO in the folder would block the open until something wrote to it, and a device
+/// would be read without end: only regular files are read, and no more of them than a
+/// file of their kind needs.
+#[test]
+fn only_regular_files_of_bounded_size_are_read() {
+    let fifo = |path: &std::path::Path| {
+        fs::remove_file(path).unwrap();
+        let made = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+        assert!(made.success());
+    };
+    for name in [
+        "config.json",
+        "model.safetensors.index.json",
+        "model-00002-of-00002.safetensors",
+        "tokenizer.json",
+    ] {
+        let tiny = Tiny::new("f32", false);
+        fifo(&tiny.dir().join(name));
+        fails_cleanly(&tiny, &format!("{name}: not a regular file"));
+    }
+
+    let tiny = Tiny::new("f32", false);
+    let config = tiny.dir().join("config.json");
+    fs::remove_file(&config).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &config).unwrap();
+    fails_cleanly(&tiny, "config.json: not a regular file");
+
+    // A sparse file: its size is checked before a byte of it is read.
+    let tiny = Tiny::new("f32", false);
+    let config = tiny.dir().join("config.json");
+    fs::File::options()
+        .write(true)
+        .open(&config)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    fails_cleanly(
+        &tiny,
+        "config.json: 314572800 bytes is more than the 268435456 ropewalk reads from such a file",
+    );
+}
+
+/// Settings that pass every check on the way but that the loader would refuse (a value
+/// that f32 cannot hold, one text for two tokens) stop the conversion, rather than the
+/// first run of the file.
+#[test]
+fn a_file_the_loader_would_refuse_is_not_written() {
+    let unloadable = "the converted file would not load: ";
+    for (flags, what) in [
+        (
+            &["--rope-scaling", "linear", "--rope-scale", "1e-320"][..],
+            "llama.context_length is 0: a model runs over at least one position",
+        ),
+        (
+            &[
+                "--rope-scaling",
+                "linear",
+                "--rope-scale",
+                "1e-320",
+                "--ctx",
+                "512",
+            ],
+            "llama.rope.scaling.factor must be a positive number, got 0",
+        ),
+        (
+            &["--rope-freq-base", "1e308"],
+            "llama.rope.freq_base must be a positive number, got inf",
+        ),
+        (
+            &[
+                "--rope-scaling",
+                "dynamic",
+                "--rope-scale",
+                "1e39",
+                "--ctx",
+                "512",
+            ],
+            "ropewalk.rope.scaling.factor must be a positive number, got inf",
+        ),
+    ] {
+        let tiny = Tiny::new("f32", false);
+        let o = tiny.convert(&tiny.out("out.gguf"), "q8_0", flags);
+        assert_fails(&o, &format!("{unloadable}{what}"));
+        assert!(tiny.outputs().is_empty(), "left {:?}", tiny.outputs());
+    }
+
+    let tiny = Tiny::new("f32", false);
+    let tokenizer: serde_json::Value =
+        serde_json::from_slice(&fs::read(tiny.dir().join("tokenizer.json")).unwrap()).unwrap();
+    let vocab = tokenizer["model"]["vocab"].as_object().unwrap();
+    let (text, id) = vocab.iter().find(|(_, id)| id.as_u64() > Some(0)).unwrap();
+    let config = serde_json::json!({"added_tokens_decoder": {"0": {"content": text}}});
+    fs::write(tiny.dir().join("tokenizer_config.json"), config.to_string()).unwrap();
+    fails_cleanly(
+        &tiny,
+        &format!("{unloadable}duplicate token {text:?} in tokenizer.ggml.tokens (ids 0 and {id})"),
+    );
+
+    let tiny = Tiny::new("f32", false);
+    let o = tiny.convert(&tiny.out("out.gguf"), "q8_0", &["--yarn-orig-ctx", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", convert_support::stderr(&o));
+}

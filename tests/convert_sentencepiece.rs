@@ -321,7 +321,7 @@ fn bad_sentencepiece_models_give_errors() {
         .unwrap();
     let e = error(dir.path(), 10);
     assert!(
-        e.contains("is larger than a SentencePiece model can be"),
+        e.contains("67108865 bytes is more than the 67108864 ropewalk reads"),
         "{e}"
     );
 }

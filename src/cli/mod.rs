@@ -15,6 +15,32 @@ pub mod run;
 /// What a subcommand fails with: printed as one line, `error: ...`, with exit status 1.
 pub type CliResult = Result<(), Box<dyn std::error::Error>>;
 
+/// Characters of an error line kept from each end of a longer one.
+const ERROR_END_CHARS: usize = 480;
+
+/// `message` as one readable line: the control characters a hostile file may put in the
+/// names it quotes (a line break, a terminal's escape) written as escapes, and a name of
+/// a megabyte cut out of the middle, so the line keeps its start and what it ends saying.
+pub fn one_line(message: &str) -> String {
+    let escaped: Vec<String> = message
+        .chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect();
+    let n = escaped.len();
+    if n <= 2 * ERROR_END_CHARS + 100 {
+        return escaped.concat();
+    }
+    format!(
+        "{} [... {} characters ...] {}",
+        escaped[..ERROR_END_CHARS].concat(),
+        n - 2 * ERROR_END_CHARS,
+        escaped[n - ERROR_END_CHARS..].concat()
+    )
+}
+
 /// A reader that closed the pipe (`ropewalk info f | head`) has seen what it wanted: that
 /// ends the output normally rather than as an error.
 pub fn finish_output(written: std::io::Result<()>) -> CliResult {

@@ -26,7 +26,7 @@ pub struct RopeArgs {
     #[arg(long, value_name = "F")]
     pub rope_freq_scale: Option<f64>,
     /// The context the model was trained for, as YaRN and dynamic NTK measure it.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = positions)]
     pub yarn_orig_ctx: Option<usize>,
     #[arg(long, value_name = "B")]
     pub yarn_beta_fast: Option<f64>,
@@ -54,5 +54,14 @@ impl RopeArgs {
             beta_slow: self.yarn_beta_slow,
             attn_factor: self.yarn_attn_factor,
         }
+    }
+}
+
+/// A count of positions: at least one.
+fn positions(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("a context of 0 positions".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
     }
 }

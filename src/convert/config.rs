@@ -6,6 +6,7 @@ use std::path::Path;
 use serde_json::{Map, Value as Json};
 
 use super::error::ConvertError;
+use super::files;
 
 /// The architectures ropewalk converts: both are the llama graph in GGUF.
 pub const ARCHITECTURES: [&str; 2] = ["LlamaForCausalLM", "MistralForCausalLM"];
@@ -44,7 +45,7 @@ pub const FILE: &str = "config.json";
 impl HfConfig {
     pub fn read(model_dir: &Path) -> Result<HfConfig, ConvertError> {
         let path = model_dir.join(FILE);
-        let text = std::fs::read(&path).map_err(|e| ConvertError::io(&path, e))?;
+        let text = files::read_bounded(&path, files::MAX_JSON_BYTES)?;
         let json: Json = serde_json::from_slice(&text).map_err(|e| ConvertError::json(&path, e))?;
         HfConfig::from_json(&json)
     }

@@ -24,6 +24,9 @@ pub enum ConvertError {
         "architecture '{0}' is not supported (ropewalk converts LlamaForCausalLM and MistralForCausalLM)"
     )]
     UnsupportedArchitecture(String),
+    /// A header that passed every check on the way but that the loader would refuse.
+    #[error("the converted file would not load: {0}")]
+    Unloadable(String),
     /// A command-line choice that cannot be honoured.
     #[error("{0}")]
     Usage(String),

@@ -14,8 +14,10 @@ use super::rope::RopePlan;
 use super::shards::Shards;
 use super::stream::{write_gguf, Progress, RowSource};
 use crate::gguf::{keys, GgufWriter, Metadata, TensorSpec, Value};
-use crate::model::RopeOverrides;
+use crate::model::rope::RopeConfig;
+use crate::model::{LlamaConfig, RopeOverrides};
 use crate::quant::GgmlType;
+use crate::tokenizer::Tokenizer;
 
 /// ggml's quantization format version, which every writer records.
 pub const QUANTIZATION_VERSION: u32 = 2;
@@ -38,6 +40,19 @@ pub struct Written {
     pub output_bytes: u64,
     /// Tensors per type.
     pub types: BTreeMap<GgmlType, usize>,
+}
+
+/// Reads header `m` (with the `rope_freqs` values `freqs`) as the loader will, so that a
+/// file it would refuse is not written: values that pass the checks on the way but not
+/// the trip through f32 (a scale of 1e-320 stored as 0, a base of 1e308 as inf), or a
+/// vocabulary that tokenizer_config.json gives one text twice.
+fn check_loadable(m: &Metadata, freqs: Option<&[u8]>) -> Result<(), ConvertError> {
+    let unloadable = |e: &dyn std::fmt::Display| ConvertError::Unloadable(e.to_string());
+    let config = LlamaConfig::from_metadata(m).map_err(|e| unloadable(&e))?;
+    let freqs = freqs.map(|b| (GgmlType::F32, (b.len() / 4) as u64, b));
+    RopeConfig::from_metadata(m, &config, freqs).map_err(|e| unloadable(&e))?;
+    Tokenizer::from_metadata(m).map_err(|e| unloadable(&e))?;
+    Ok(())
 }
 
 /// Converts `model_dir` into `output` (written atomically; nothing appears under that
@@ -92,6 +107,7 @@ pub fn convert(
     let freq_bytes: Option<Vec<u8>> = rope
         .freq_factors()
         .map(|f| f.iter().flat_map(|x| x.to_le_bytes()).collect());
+    check_loadable(&m, freq_bytes.as_deref())?;
     let mut names: Vec<&str> = vec![planned[0].name.as_str()];
     if freq_bytes.is_some() {
         names.push(keys::ROPE_FREQS_TENSOR);

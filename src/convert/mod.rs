@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod error;
+pub mod files;
 mod hf;
 pub mod names;
 mod pages;

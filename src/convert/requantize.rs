@@ -3,7 +3,6 @@
 //! picks, decoded from its present type and encoded again. Tensors already of the chosen
 //! type are copied byte for byte.
 
-use std::fs::File;
 use std::path::Path;
 
 use memmap2::Mmap;
@@ -21,7 +20,7 @@ pub fn requantize(
     outtype: OutType,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Written, ConvertError> {
-    let file = File::open(input).map_err(|e| ConvertError::io(input, e))?;
+    let file = super::files::open_regular(input)?;
     // SAFETY: a read-only private map; as for every model loader, the file must not be
     // truncated by another process while it is read.
     let map = unsafe { Mmap::map(&file) }.map_err(|e| ConvertError::io(input, e))?;

@@ -100,16 +100,7 @@ pub struct SpmModel {
 
 /// Reads and decodes `path`; errors name the file.
 pub fn read_model(path: &Path) -> Result<SpmModel, ConvertError> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| ConvertError::io(path, e))?
-        .len();
-    if len > MAX_FILE_BYTES {
-        return Err(ConvertError::invalid(
-            path.display().to_string(),
-            format!("{len} bytes is larger than a SentencePiece model can be ({MAX_FILE_BYTES})"),
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| ConvertError::io(path, e))?;
+    let bytes = super::files::read_bounded(path, MAX_FILE_BYTES)?;
     parse_model(&bytes, &path.display().to_string())
 }
 

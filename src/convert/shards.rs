@@ -4,7 +4,6 @@
 //! the file and that the file holds nothing else); tensor data is read in place.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Component, Path};
 
@@ -14,6 +13,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::Value as Json;
 
 use super::error::ConvertError;
+use super::files;
 use crate::quant::GgmlType;
 
 pub const SINGLE_FILE: &str = "model.safetensors";
@@ -142,7 +142,7 @@ impl Shards {
 impl Shard {
     fn open(dir: &Path, name: String) -> Result<Shard, ConvertError> {
         let path = dir.join(&name);
-        let file = File::open(&path).map_err(|e| ConvertError::io(&path, e))?;
+        let file = files::open_regular(&path)?;
         // SAFETY: a read-only private map. A file truncated by another process while we
         // read it would fault; model folders are not rewritten while being converted.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| ConvertError::io(&path, e))?;
@@ -159,7 +159,7 @@ impl Shard {
 
 /// The shard files `model.safetensors.index.json` names, in first-listed order.
 fn shard_names(index_path: &Path) -> Result<Vec<String>, ConvertError> {
-    let text = std::fs::read(index_path).map_err(|e| ConvertError::io(index_path, e))?;
+    let text = files::read_bounded(index_path, files::MAX_JSON_BYTES)?;
     let json: Json =
         serde_json::from_slice(&text).map_err(|e| ConvertError::json(index_path, e))?;
     let map = json

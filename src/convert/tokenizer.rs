@@ -36,6 +36,7 @@ use std::path::Path;
 
 use serde_json::Value as Json;
 
+use super::files::{self, MAX_JSON_BYTES};
 use super::sentencepiece::{self, ModelType, PieceType};
 use super::tokenizer_json::{check_normalizer, merge_text, pre_name, template_ends};
 use super::ConvertError;
@@ -43,8 +44,6 @@ use crate::gguf::{keys, Array, Value};
 
 /// Vocabularies larger than this are refused before anything is allocated for them.
 pub const MAX_VOCAB: usize = 1 << 22;
-/// JSON files larger than this are refused before they are read.
-const MAX_JSON_BYTES: u64 = 256 << 20;
 
 const ADD_SPACE_PREFIX: &str = "tokenizer.ggml.add_space_prefix";
 const CHAT_TEMPLATES: &str = "tokenizer.chat_templates";
@@ -83,9 +82,10 @@ pub fn tokenizer_metadata(
 
     let spm_path = model_dir.join("tokenizer.model");
     let json_path = model_dir.join("tokenizer.json");
-    let mut parsed = if spm_path.is_file() {
+    // exists(), not is_file(): a FIFO or a folder of that name is an error, not absent.
+    let mut parsed = if spm_path.exists() {
         from_sentencepiece(model_dir, &spm_path, n_vocab)?
-    } else if json_path.is_file() {
+    } else if json_path.exists() {
         from_tokenizer_json(&json_path, n_vocab)?
     } else {
         return Err(ConvertError::invalid(
@@ -492,17 +492,8 @@ fn chat_templates(
     if template.is_none() {
         let jinja = dir.join("chat_template.jinja");
         let json = dir.join("chat_template.json");
-        if jinja.is_file() {
-            let len = std::fs::metadata(&jinja)
-                .map_err(|e| ConvertError::io(&jinja, e))?
-                .len();
-            if len > MAX_JSON_BYTES {
-                return Err(invalid(
-                    &jinja,
-                    format!("{len} bytes is too large for a template"),
-                ));
-            }
-            let text = std::fs::read_to_string(&jinja).map_err(|e| ConvertError::io(&jinja, e))?;
+        if let Some(bytes) = files::read_optional(&jinja, MAX_JSON_BYTES)? {
+            let text = String::from_utf8(bytes).map_err(|_| invalid(&jinja, "not UTF-8"))?;
             template = Some(Json::String(text));
             source = jinja;
         } else if let Some(j) = read_json(&json)? {
@@ -560,21 +551,12 @@ fn chat_templates(
 
 /// A JSON file of the model folder; `None` when it does not exist.
 fn read_json(path: &Path) -> Result<Option<Json>, ConvertError> {
-    let len = match std::fs::metadata(path) {
-        Ok(m) => m.len(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(ConvertError::io(path, e)),
-    };
-    if len > MAX_JSON_BYTES {
-        return Err(invalid(
-            path,
-            format!("{len} bytes is larger than the {MAX_JSON_BYTES} ropewalk reads"),
-        ));
+    match files::read_optional(path, MAX_JSON_BYTES)? {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ConvertError::json(path, e)),
+        None => Ok(None),
     }
-    let bytes = std::fs::read(path).map_err(|e| ConvertError::io(path, e))?;
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| ConvertError::json(path, e))
 }
 
 fn invalid(path: &Path, msg: impl Into<String>) -> ConvertError {

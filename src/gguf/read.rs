@@ -261,6 +261,12 @@ impl GgufFile {
             path: path.display().to_string(),
             source,
         };
+        // Opening a FIFO would block until something wrote to it, and a device has no end
+        // to map.
+        if !std::fs::metadata(path).map_err(io)?.is_file() {
+            let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+            return Err(io(e));
+        }
         let file = File::open(path).map_err(io)?;
         // SAFETY: the map is read-only and private to this process. If another process
         // truncates the file while it is mapped, reads past the new end fault; like every

@@ -97,6 +97,12 @@ impl LlamaConfig {
                 config.n_layers, config.head_dim, config.ffn_dim
             )));
         }
+        if config.context_length == 0 {
+            return Err(ModelError::Invalid(format!(
+                "{} is 0: a model runs over at least one position",
+                key(keys::CONTEXT_LENGTH)
+            )));
+        }
         Ok(config)
     }
 

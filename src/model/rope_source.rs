@@ -2,8 +2,8 @@
 //! in the vocabularies users know (exllama's `compress_pos_emb` and `alpha_value`,
 //! llama.cpp's `--rope-scaling`, `--rope-scale`, `--rope-freq-base`, ...).
 
-use crate::gguf::{keys, GgufFile};
-use crate::quant;
+use crate::gguf::{keys, GgufFile, Metadata};
+use crate::quant::{self, GgmlType};
 
 use super::config::{LlamaConfig, Result};
 use super::rope::{check_factor, invalid, ntk_alpha_base, Llama3Params, RopeConfig, RopeScaling};
@@ -14,11 +14,30 @@ const YARN_BETA_SLOW: f64 = 1.0;
 impl RopeConfig {
     /// The RoPE settings a file's header asks for.
     pub fn from_gguf(file: &GgufFile, config: &LlamaConfig) -> Result<RopeConfig> {
-        let m = file.metadata();
+        let freqs = file
+            .tensor(keys::ROPE_FREQS_TENSOR)
+            .ok()
+            .map(|t| (t.ty(), t.info.n_elements(), t.data));
+        RopeConfig::from_metadata(file.metadata(), config, freqs)
+    }
+
+    /// The RoPE settings of header `m`, with its `rope_freqs` tensor (type, values,
+    /// bytes) where it has one.
+    pub fn from_metadata(
+        m: &Metadata,
+        config: &LlamaConfig,
+        freqs: Option<(GgmlType, u64, &[u8])>,
+    ) -> Result<RopeConfig> {
         let key = |suffix| keys::arch_key("llama", suffix);
         let trained_ctx = m
             .get_usize_opt(&key(keys::ROPE_SCALING_ORIG_CTX))?
             .unwrap_or(config.context_length);
+        if trained_ctx == 0 {
+            return Err(invalid(format!(
+                "{} is 0: a model is trained over at least one position",
+                key(keys::ROPE_SCALING_ORIG_CTX)
+            )));
+        }
         let factor_key = key(keys::ROPE_SCALING_FACTOR);
         let factor = |what: &str| -> Result<f64> {
             let f = m
@@ -72,7 +91,7 @@ impl RopeConfig {
                 )))
             }
         };
-        if let Ok(t) = file.tensor(keys::ROPE_FREQS_TENSOR) {
+        if let Some((ty, n_values, data)) = freqs {
             if scaling != RopeScaling::None {
                 return Err(invalid(format!(
                     "{} together with {} scaling is not supported",
@@ -80,16 +99,15 @@ impl RopeConfig {
                     standard_type.or(own_type).unwrap_or("legacy linear")
                 )));
             }
-            if t.info.n_elements() != (config.rope_dims / 2) as u64 {
+            if n_values != (config.rope_dims / 2) as u64 {
                 return Err(invalid(format!(
-                    "{} has {} values, expected one per frequency ({})",
+                    "{} has {n_values} values, expected one per frequency ({})",
                     keys::ROPE_FREQS_TENSOR,
-                    t.info.n_elements(),
                     config.rope_dims / 2
                 )));
             }
             let mut factors = vec![0f32; config.rope_dims / 2];
-            quant::dequantize(t.ty(), t.data, &mut factors)
+            quant::dequantize(ty, data, &mut factors)
                 .map_err(|e| invalid(format!("{}: {e}", keys::ROPE_FREQS_TENSOR)))?;
             for &f in &factors {
                 check_factor(keys::ROPE_FREQS_TENSOR, f.into())?;
