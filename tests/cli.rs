@@ -301,3 +301,31 @@ fn errors_quoting_a_hostile_file_stay_one_readable_line() {
     let o = ropewalk(&["info", fifo.to_str().unwrap()]);
     assert_fails(&o, "fifo.gguf: not a regular file");
 }
+
+/// `info` of a llama file whose header the loader refuses says why where it would
+/// describe the RoPE settings, and still lists the header.
+#[test]
+fn info_says_why_a_llama_header_would_not_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bare.gguf");
+    let mut b = b"GGUF".to_vec();
+    b.extend_from_slice(&3u32.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes());
+    b.extend_from_slice(&1u64.to_le_bytes());
+    let key = "general.architecture";
+    b.extend_from_slice(&(key.len() as u64).to_le_bytes());
+    b.extend_from_slice(key.as_bytes());
+    // a string
+    b.extend_from_slice(&8u32.to_le_bytes());
+    b.extend_from_slice(&5u64.to_le_bytes());
+    b.extend_from_slice(b"llama");
+    std::fs::write(&file, b).unwrap();
+    let o = ropewalk(&["info", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("rope: unreadable: metadata key 'llama.embedding_length' is missing"),
+        "{out}"
+    );
+    assert!(out.contains("general.architecture: \"llama\""), "{out}");
+}

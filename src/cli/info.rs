@@ -8,7 +8,7 @@ use clap::Args;
 use serde_json::{json, Value as Json};
 
 use super::CliResult;
-use ropewalk::gguf::{Array, GgufFile, Summary, Value};
+use ropewalk::gguf::{keys, Array, GgufFile, Summary, Value};
 use ropewalk::model::{LlamaConfig, RopeConfig};
 use ropewalk::quant::GgmlType;
 
@@ -200,7 +200,14 @@ fn to_json(args: &InfoArgs, file: &GgufFile) -> Json {
 /// The effective RoPE configuration of a llama file in words ("linear interpolation x4:
 /// trained 8192, runs to 32768"), as the runtime will apply it; `None` for other models.
 fn rope_in_words(file: &GgufFile) -> Option<String> {
-    let config = LlamaConfig::from_metadata(file.metadata()).ok()?;
+    let m = file.metadata();
+    if m.get_str(keys::GENERAL_ARCHITECTURE).ok()? != "llama" {
+        return None;
+    }
+    let config = match LlamaConfig::from_metadata(m) {
+        Ok(config) => config,
+        Err(e) => return Some(format!("unreadable: {e}")),
+    };
     Some(match RopeConfig::from_gguf(file, &config) {
         Ok(rope) => rope.to_string(),
         Err(e) => format!("unreadable: {e}"),
