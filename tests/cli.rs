@@ -295,6 +295,14 @@ fn errors_quoting_a_hostile_file_stay_one_readable_line() {
         "{err}"
     );
 
+    // Escapes count: a key of a thousand NULs is cut too.
+    std::fs::write(&file, gguf_with_key(&"\0".repeat(1000))).unwrap();
+    let o = ropewalk(&["info", path]);
+    assert_fails(&o, r"metadata key '\u{0}\u{0}");
+    let err = stderr(&o);
+    assert!(err.len() < 1200, "{} bytes", err.len());
+    assert!(err.contains(" characters ...] "), "{err}");
+
     let fifo = dir.path().join("fifo.gguf");
     let made = std::process::Command::new("mkfifo").arg(&fifo).status();
     assert!(made.expect("mkfifo").success());

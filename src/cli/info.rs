@@ -77,7 +77,8 @@ fn print_text(w: &mut impl Write, args: &InfoArgs, file: &GgufFile) -> io::Resul
         h.data_offset
     )?;
     if let Some(rope) = rope_in_words(file) {
-        writeln!(w, "rope: {rope}")?;
+        // The reason a header is refused may quote its text.
+        writeln!(w, "rope: {}", super::one_line(&rope))?;
     }
 
     writeln!(w, "\nmetadata:")?;
