@@ -190,6 +190,16 @@ fn existing_output_needs_force() {
     ]);
     assert_fails(&o, "exists: pass --force");
     assert_eq!(tiny.outputs(), ["out.gguf"]);
+
+    // Not even --force writes over the model's own files.
+    let shard = tiny.dir().join("model-00001-of-00002.safetensors");
+    let before = fs::read(&shard).unwrap();
+    let o = tiny.convert(&shard, "q8_0", &["--force"]);
+    assert_fails(
+        &o,
+        "model-00001-of-00002.safetensors: a file of the model folder, which convert reads",
+    );
+    assert_eq!(fs::read(&shard).unwrap(), before);
 }
 
 #[test]

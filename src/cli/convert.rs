@@ -38,6 +38,7 @@ pub struct ConvertArgs {
 
 pub fn run(args: &ConvertArgs) -> CliResult {
     check_output(&args.output, args.force)?;
+    check_not_an_input(&args.model_dir, &args.output)?;
     let opts = ConvertOptions {
         outtype: Some(args.outtype),
         rope: args.rope.overrides(),
@@ -59,6 +60,30 @@ pub fn check_output(output: &Path, force: bool) -> CliResult {
     }
     if output.exists() && !force {
         return Err(format!("{} exists: pass --force to replace it", output.display()).into());
+    }
+    Ok(())
+}
+
+/// Refuses an output that would replace one of the model folder's own files (its weights,
+/// config or tokenizer): the conversion would read them to the end and then put the GGUF
+/// in their place, which even `--force` should not do.
+fn check_not_an_input(model_dir: &Path, output: &Path) -> CliResult {
+    // Only an existing file can be replaced, and only then does it canonicalize.
+    let (Ok(dir), Ok(out)) = (model_dir.canonicalize(), output.canonicalize()) else {
+        return Ok(());
+    };
+    let read = ["safetensors", "json", "model", "jinja"];
+    let is_input = out.parent() == Some(dir.as_path())
+        && out
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| read.contains(&e));
+    if is_input {
+        return Err(format!(
+            "{}: a file of the model folder, which convert reads: write the GGUF elsewhere",
+            output.display()
+        )
+        .into());
     }
     Ok(())
 }
