@@ -8,5 +8,6 @@ pub mod gguf;
 pub mod model;
 pub mod perplexity;
 pub mod quant;
+pub mod regular_file;
 pub mod sample;
 pub mod tokenizer;

@@ -205,11 +205,8 @@ fn rope_in_words(file: &GgufFile) -> Option<String> {
     if m.get_str(keys::GENERAL_ARCHITECTURE).ok()? != "llama" {
         return None;
     }
-    let config = match LlamaConfig::from_metadata(m) {
-        Ok(config) => config,
-        Err(e) => return Some(format!("unreadable: {e}")),
-    };
-    Some(match RopeConfig::from_gguf(file, &config) {
+    let rope = LlamaConfig::from_metadata(m).and_then(|c| RopeConfig::from_gguf(file, &c));
+    Some(match rope {
         Ok(rope) => rope.to_string(),
         Err(e) => format!("unreadable: {e}"),
     })

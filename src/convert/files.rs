@@ -1,6 +1,6 @@
-//! Reading a model folder's files: regular files only (opening a FIFO blocks until
-//! something writes to it, a device never ends), and no more bytes than a file of its
-//! kind needs, checked against its size and again while reading.
+//! Reading a model folder's files: regular files only ([`crate::regular_file`]), and no
+//! more bytes than a file of its kind needs, checked against its size and again while
+//! reading.
 
 use std::fs::File;
 use std::io::Read;
@@ -14,14 +14,7 @@ pub const MAX_JSON_BYTES: u64 = 256 << 20;
 
 /// Opens `path`, if it is a regular file (after links).
 pub fn open_regular(path: &Path) -> Result<File, ConvertError> {
-    let meta = std::fs::metadata(path).map_err(|e| ConvertError::io(path, e))?;
-    if !meta.is_file() {
-        return Err(ConvertError::invalid(
-            path.display().to_string(),
-            "not a regular file",
-        ));
-    }
-    File::open(path).map_err(|e| ConvertError::io(path, e))
+    crate::regular_file::open(path).map_err(|e| ConvertError::io(path, e))
 }
 
 /// The bytes of `path`, a regular file of at most `limit` bytes.

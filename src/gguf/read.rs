@@ -2,7 +2,6 @@
 //! is handed out as views borrowed from the map and is never read until a caller touches it.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::path::Path;
 
 use memmap2::Mmap;
@@ -261,13 +260,7 @@ impl GgufFile {
             path: path.display().to_string(),
             source,
         };
-        // Opening a FIFO would block until something wrote to it, and a device has no end
-        // to map.
-        if !std::fs::metadata(path).map_err(io)?.is_file() {
-            let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
-            return Err(io(e));
-        }
-        let file = File::open(path).map_err(io)?;
+        let file = crate::regular_file::open(path).map_err(io)?;
         // SAFETY: the map is read-only and private to this process. If another process
         // truncates the file while it is mapped, reads past the new end fault; like every
         // mmap-based model loader we accept that, since model files are not edited in place.

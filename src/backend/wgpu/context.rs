@@ -246,6 +246,10 @@ impl Gpu {
             && std::env::var_os("ROPEWALK_GPU_NO_FOLD").is_none();
         let matrix_units =
             info.matrix_units && std::env::var_os("ROPEWALK_GPU_NO_MATRIX_UNITS").is_none();
+        let poll_for = match info.software || std::env::var_os("ROPEWALK_GPU_NO_POLL").is_some() {
+            true => Duration::ZERO,
+            false => POLL_FOR,
+        };
         let attention_split = match std::env::var_os("ROPEWALK_GPU_ATTN_SPAN") {
             None => PositionSplit::DEFAULT,
             Some(span) => span
@@ -302,13 +306,7 @@ impl Gpu {
             fold_ops,
             matrix_units,
             attention_split,
-            poll_for: if adapter_info.device_type == wgpu::DeviceType::Cpu
-                || std::env::var_os("ROPEWALK_GPU_NO_POLL").is_some()
-            {
-                Duration::ZERO
-            } else {
-                POLL_FOR
-            },
+            poll_for,
             created: AtomicU64::new(0),
             uncaptured,
         })

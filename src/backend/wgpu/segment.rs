@@ -69,7 +69,8 @@ pub struct GpuSegment {
     pub fail_next_step: bool,
     /// The next step's commands, recorded ahead for a step of this shape.
     ahead: Option<(Step, wgpu::CommandBuffer)>,
-    /// When the last step of one token returned (for the profiler's gap between steps).
+    /// When the last step returned, if it was of one token (for the profiler's gap
+    /// between one-token steps).
     returned: Option<Instant>,
 }
 

@@ -89,23 +89,22 @@ impl GpuSegment {
         self.ahead = Some((next, self.encode(&next)));
         let waiting = Instant::now();
         self.bring_back(x, logits, (&step, &shape), rows)?;
-        let returned = std::mem::take(&mut self.returned);
         if self.profiler.is_some() {
             let one_token = step.n_tokens == 1;
-            if one_token {
-                self.returned = Some(Instant::now());
-            }
             let host = HostTimes {
                 submit: recording - submitting,
                 record: waiting - recording,
                 wait: waiting.elapsed(),
-                between: returned.filter(|_| one_token).map(|r| submitting - r),
+                between: self.returned.filter(|_| one_token).map(|r| submitting - r),
             };
             let kernels = self.layers.iter().chain(&self.output);
             let ran: Vec<bool> = kernels.map(|k| self.dispatches(k, &shape)).collect();
             if let Some(p) = &mut self.profiler {
                 p.collect(&self.gpu, ran.into_iter(), host);
             }
+            // After the profiler has read its timestamps back: that wait is no part of
+            // the gap before the next step.
+            self.returned = one_token.then(Instant::now);
         }
         self.gpu.check_errors("running a step")
     }
