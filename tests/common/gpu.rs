@@ -24,7 +24,7 @@ pub const INTEGER_PRODUCT_TYPES: [GgmlType; 5] = [
 /// the software renderer, which offloads take only when it is named.
 pub fn choice() -> GpuChoice {
     let adapters = adapters();
-    match adapters.iter().find(|a| a.software) {
+    match adapters.first() {
         Some(a) if adapters.iter().all(|a| a.software) => GpuChoice::Index(a.index),
         _ => GpuChoice::Best,
     }
