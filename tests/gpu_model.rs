@@ -131,6 +131,38 @@ fn scoring_every_position_on_the_gpu_matches_the_cpu() {
 }
 
 #[test]
+fn a_prompt_in_small_batches_matches_the_cpu() {
+    // Batches of three tokens: every step before the prompt's last brings nothing back,
+    // so nothing waits for the GPU between them, and the step inputs' two slots
+    // (inputs.rs) are written again while the steps that copied from them may still be
+    // queued; one-token steps follow. With the output layer on the GPU and without it.
+    let file = GgufFile::open(common::test_model()).unwrap();
+    let model = Llama::load(&file).unwrap();
+    let gpu = gpu();
+    let tokens = common::hf::ids(&reference("base.json")["prompts"]["long"]["ids"]);
+    let logits = |ngl: usize| {
+        let mut s = Session::with_cache(&model, 256, 3, CacheType::F32).unwrap();
+        s.precision = Precision::Exact;
+        s.offload(gpu.clone(), ngl, &mut |_, _| {}).unwrap();
+        let mut all = s.forward(&tokens[..40], Logits::Last).unwrap().to_vec();
+        for _ in 0..4 {
+            let next = argmax(&all[all.len() - model.config.n_vocab..]);
+            all.extend(s.forward(&[next], Logits::Last).unwrap());
+        }
+        all
+    };
+    let cpu = logits(0);
+    for ngl in [model.config.n_layers / 2, 99] {
+        let worst = cpu
+            .iter()
+            .zip(&logits(ngl))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < 5e-3, "-ngl {ngl}: largest logit difference {worst}");
+    }
+}
+
+#[test]
 fn losing_the_gpu_mid_run_goes_on_with_the_cpu() {
     // The GPU fails at the sixth generated token: the CPU recomputes the conversation's
     // keys and values and the greedy text goes on as it would have on the CPU alone.

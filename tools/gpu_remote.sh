@@ -18,7 +18,8 @@
 # shortlist (`run` generation, greedy and sampled, with the logits' shortlists and
 # without, ROPEWALK_GPU_NO_SHORTLIST, alternating), wait (tg128 with waits that poll
 # and that block at once, ROPEWALK_GPU_NO_POLL, alternating; `profile` gives the host's
-# time per step beside the kernels').
+# time per step beside the kernels'), versus (tg128 and pp512 fully offloaded against
+# .dev/ropewalk-base, from `BASE=REV tools/gpu_pack.sh`, alternating).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RW=.dev/ropewalk
@@ -125,6 +126,17 @@ print(f\"{sys.argv[1] or '(nothing)':42} {r['avg_ts']:8.1f} t/s {1e3 / r['avg_ts
         ;;
     fold)
         alternate ROPEWALK_GPU_NO_FOLD folded apart -p 0 -n 128 | tee "$OUT/fold.txt"
+        ;;
+    versus)
+        for shape in smollm2-135m llama2-7b; do
+            m=$(model $shape q4_0)
+            for round in 1 2; do
+                for bin in .dev/ropewalk-base $RW; do
+                    $bin bench -m "$m" -p 512 -n 128 -ngl 99 -r 3 -o json 2>/dev/null |
+                        python3 -c "import json,sys; [print(sys.argv[1], sys.argv[2], r['test'], round(r['avg_ts'],1), '+-', round(r['stddev_ts'],1)) for r in json.load(sys.stdin)]" $shape "$bin"
+                done
+            done
+        done 2>&1 | tee "$OUT/versus.txt"
         ;;
     wait)
         alternate ROPEWALK_GPU_NO_POLL polling blocking -p 0 -n 128 | tee "$OUT/wait.txt"

@@ -3,6 +3,7 @@
 
 use crate::model::Llama;
 
+use super::inputs::StepInputs;
 use super::layer::kv_buffer_bytes;
 use super::ops::activation_bytes;
 use super::step_buffers::{
@@ -16,8 +17,8 @@ use super::{Gpu, SegmentSpec};
 /// driver's own overhead is not in it.
 #[derive(Clone, Debug)]
 pub struct Footprint {
-    /// What any offload makes: the activations passed between kernels, their 8-bit
-    /// copies, the RoPE table, the norms' sums and the attention's parts.
+    /// What any offload makes: the step's inputs on their way up, the activations
+    /// passed between kernels, their 8-bit copies, the RoPE table, the norms' sums and the attention's parts.
     shared: u64,
     /// Each layer's matrices, norms and KV cache, first layer first.
     layers: Vec<u64>,
@@ -37,6 +38,7 @@ impl Footprint {
         let c = &model.config;
         let n = spec.n_batch;
         let shared = Activations::bytes(c, n, spec.precision)
+            + StepInputs::bytes(n, model.rope.dims / 2, c.dim)
             + scratch_floats(model, n)
                 .map(activation_bytes)
                 .iter()

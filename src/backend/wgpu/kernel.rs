@@ -323,7 +323,7 @@ pub const POLL_FOR: Duration = Duration::from_millis(10);
 /// What the device sends on `rx` once the work submitted before it is done (a mapping's
 /// callback, which a poll of the device runs): polling for up to [`Gpu::poll_for`], then
 /// blocking.
-fn wait_for<T>(gpu: &Gpu, rx: &mpsc::Receiver<T>) -> Result<T> {
+pub(super) fn wait_for<T>(gpu: &Gpu, rx: &mpsc::Receiver<T>) -> Result<T> {
     let lost = |e: &dyn std::fmt::Display| GpuError::Lost(e.to_string());
     let start = Instant::now();
     while start.elapsed() < gpu.poll_for {

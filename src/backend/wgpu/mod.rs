@@ -12,6 +12,7 @@ pub mod bandwidth;
 mod context;
 pub mod fold;
 mod footprint;
+mod inputs;
 mod kernel;
 mod layer;
 pub mod ops;

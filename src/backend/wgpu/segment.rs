@@ -11,6 +11,7 @@ use crate::backend::cpu::matmul::Precision;
 use crate::model::Llama;
 
 use super::fold;
+use super::inputs::StepInputs;
 use super::layer::{upload, GpuLayer, Stack};
 use super::ops::{self, Dest, Folded, GluOut, Input, Kernel, KvType, NormOut, Step};
 use super::profile::{self, Profiler};
@@ -47,6 +48,8 @@ pub struct GpuSegment {
     half: usize,
     head_dim: usize,
     n_batch: usize,
+    /// Where each step's inputs go up from (inputs.rs), into the next three buffers.
+    inputs: StepInputs,
     step: wgpu::Buffer,
     /// `[2][n_batch][half]`: the step's RoPE cos rows, then its sin rows
     table: wgpu::Buffer,
@@ -67,8 +70,9 @@ pub struct GpuSegment {
     skip: Vec<String>,
     /// Fail the next step as a lost device would (for testing the CPU fallback).
     pub fail_next_step: bool,
-    /// The next step's commands, recorded ahead for a step of this shape.
-    ahead: Option<(Step, wgpu::CommandBuffer)>,
+    /// The next step's commands, recorded ahead for a step of this shape with its
+    /// inputs in this slot.
+    ahead: Option<((Step, usize), wgpu::CommandBuffer)>,
     /// When the last step returned, if it was of one token (for the profiler's gap
     /// between one-token steps).
     returned: Option<Instant>,
@@ -157,6 +161,9 @@ impl GpuSegment {
             Activations::new(g, c, n_batch, precision)
         })?;
         let [xn, att, hidden] = a.inputs();
+        let inputs = g.checked("allocating the step's inputs", || {
+            StepInputs::new(g, n_batch, half, c.dim)
+        })?;
         let step = ops::step_buffer(g);
         let [table_floats, sums_floats, parts_floats] = scratch_floats(model, n_batch);
         let table = ops::activations(g, "rope", table_floats);
@@ -328,6 +335,7 @@ impl GpuSegment {
             half,
             head_dim: c.head_dim,
             n_batch,
+            inputs,
             step,
             table,
             x: a.x,

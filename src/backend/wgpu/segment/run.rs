@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::{GpuSegment, Out};
+use crate::backend::wgpu::inputs::Dest;
 use crate::backend::wgpu::kernel::read_into;
 use crate::backend::wgpu::ops::{Kernel, Step};
 use crate::backend::wgpu::profile::HostTimes;
@@ -56,27 +57,19 @@ impl GpuSegment {
             shortlist: k as u32,
             pad: [0; 3],
         };
-        let queue = &self.gpu.queue;
-        queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
-        queue.write_buffer(
-            &self.table,
-            0,
-            bytemuck::cast_slice(&rope.0[..n * self.half]),
-        );
-        queue.write_buffer(
-            &self.table,
-            (n * self.half * 4) as u64,
-            bytemuck::cast_slice(&rope.1[..n * self.half]),
-        );
-        queue.write_buffer(&self.x, 0, bytemuck::cast_slice(x));
+        let pairs = n * self.half;
+        let table = (&rope.0[..pairs], &rope.1[..pairs]);
+        let slot = self.inputs.next();
+        self.inputs.write(&self.gpu, &step, table, x)?;
 
         let shape = self.shape(step);
         let commands = match self.ahead.take() {
-            Some((s, commands)) if s == shape => commands,
-            _ => self.encode(&shape),
+            Some((s, commands)) if s == (shape, slot) => commands,
+            _ => self.encode(&shape, slot),
         };
         let submitting = Instant::now();
-        queue.submit([commands]);
+        self.gpu.queue.submit([commands]);
+        self.inputs.submitted();
         let recording = Instant::now();
         self.gpu.check_errors("running a step")?;
         // While the GPU works, record the next step, taking it to be as many tokens
@@ -86,7 +79,8 @@ impl GpuSegment {
             pos0: step.pos0 + step.n_tokens,
             ..step
         });
-        self.ahead = Some((next, self.encode(&next)));
+        let slot = self.inputs.next();
+        self.ahead = Some(((next, slot), self.encode(&next, slot)));
         let waiting = Instant::now();
         self.bring_back(x, logits, (&step, &shape), rows)?;
         if self.profiler.is_some() {
@@ -245,11 +239,18 @@ impl GpuSegment {
         encoder.finish()
     }
 
-    /// Records a step of `shape` (see [`GpuSegment::shape`]): every kernel in one pass,
-    /// then the copy of what comes back.
-    fn encode(&self, shape: &Step) -> wgpu::CommandBuffer {
+    /// Records a step of `shape` (see [`GpuSegment::shape`]) whose inputs are in slot
+    /// `slot`: their copies, every kernel in one pass, then the copy of what comes back.
+    fn encode(&self, shape: &Step, slot: usize) -> wgpu::CommandBuffer {
         let rows = shape.n_out;
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        let dest = Dest {
+            step: &self.step,
+            table: &self.table,
+            x: &self.x,
+        };
+        let n = shape.n_tokens as usize;
+        self.inputs.copy(&mut encoder, slot, n, &dest);
         let profiler = self.profiler.as_ref().filter(|_| rows > 0);
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
