@@ -47,6 +47,28 @@ fn check(model: &Llama, gpu: &Arc<Gpu>, variant: &str, ngl: usize) {
     );
 }
 
+/// A session of 256 positions in batches of `n_batch` on the exact path, with an f32 KV
+/// cache and the last `ngl` layers on the GPU.
+fn exact_session<'m, 'a>(
+    model: &'m Llama<'a>,
+    gpu: &Arc<Gpu>,
+    n_batch: usize,
+    ngl: usize,
+) -> Session<'m, 'a> {
+    let mut s = Session::with_cache(model, 256, n_batch, CacheType::F32).unwrap();
+    s.precision = Precision::Exact;
+    s.offload(gpu.clone(), ngl, &mut |_, _| {}).unwrap();
+    s
+}
+
+fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
 #[test]
 fn every_split_matches_the_reference() {
     let file = GgufFile::open(common::test_model()).unwrap();
@@ -116,17 +138,10 @@ fn scoring_every_position_on_the_gpu_matches_the_cpu() {
     let gpu = gpu();
     let tokens = common::hf::ids(&reference("base.json")["prompts"]["long"]["ids"]);
     let logits = |ngl: usize| {
-        let mut s = Session::with_cache(&model, 256, 100, CacheType::F32).unwrap();
-        s.precision = Precision::Exact;
-        s.offload(gpu.clone(), ngl, &mut |_, _| {}).unwrap();
+        let mut s = exact_session(&model, &gpu, 100, ngl);
         s.forward(&tokens, Logits::All).unwrap().to_vec()
     };
-    let (cpu, all) = (logits(0), logits(99));
-    let worst = cpu
-        .iter()
-        .zip(&all)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max);
+    let worst = largest_difference(&logits(0), &logits(99));
     assert!(worst < 5e-3, "largest logit difference {worst}");
 }
 
@@ -141,9 +156,7 @@ fn a_prompt_in_small_batches_matches_the_cpu() {
     let gpu = gpu();
     let tokens = common::hf::ids(&reference("base.json")["prompts"]["long"]["ids"]);
     let logits = |ngl: usize| {
-        let mut s = Session::with_cache(&model, 256, 3, CacheType::F32).unwrap();
-        s.precision = Precision::Exact;
-        s.offload(gpu.clone(), ngl, &mut |_, _| {}).unwrap();
+        let mut s = exact_session(&model, &gpu, 3, ngl);
         let mut all = s.forward(&tokens[..40], Logits::Last).unwrap().to_vec();
         for _ in 0..4 {
             let next = argmax(&all[all.len() - model.config.n_vocab..]);
@@ -153,11 +166,7 @@ fn a_prompt_in_small_batches_matches_the_cpu() {
     };
     let cpu = logits(0);
     for ngl in [model.config.n_layers / 2, 99] {
-        let worst = cpu
-            .iter()
-            .zip(&logits(ngl))
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+        let worst = largest_difference(&cpu, &logits(ngl));
         assert!(worst < 5e-3, "-ngl {ngl}: largest logit difference {worst}");
     }
 }
