@@ -93,8 +93,11 @@ fn products(c: &mut Criterion, gpu: &Gpu) {
     let types = [
         GgmlType::Q4_0,
         GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
         GgmlType::Q8_0,
         GgmlType::Q4_K,
+        GgmlType::Q5_K,
         GgmlType::Q6_K,
         GgmlType::F16,
     ];

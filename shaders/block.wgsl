@@ -33,3 +33,38 @@ fn signed_bytes(q: u32) -> vec4<f32> {
     let b = vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) & vec4<u32>(255u);
     return bitcast<vec4<f32>>((b ^ vec4<u32>(128u)) | vec4<u32>(TWO_23_BITS)) - (TWO_23 + 128.0);
 }
+
+// The four bytes of `b` as floats, less `offset`.
+fn byte_values(b: u32, offset: f32) -> vec4<f32> {
+    let n = vec4<u32>(b, b >> 8u, b >> 16u, b >> 24u) & vec4<u32>(255u);
+    return bitcast<vec4<f32>>(n | vec4<u32>(TWO_23_BITS)) - (TWO_23 + offset);
+}
+
+// Four 5-bit values (Q5_0, Q5_1) as bytes: the nibbles of `q`'s bytes from bit `shift`,
+// bits first..first + 3 of `qh` their fifth bits. The multiplication spreads four bits
+// to bit 0 of four bytes (its shifted copies of them do not overlap).
+fn five_bit_bytes(q: u32, shift: u32, qh: u32, first: u32) -> u32 {
+    let fifths = (((qh >> first) & 15u) * 0x00204081u) & 0x01010101u;
+    return ((q >> shift) & 0x0F0F0F0Fu) | (fifths << 4u);
+}
+
+// A K-quant's (Q4_K's, Q5_K's) sub-block j's multipliers from its super-block's first
+// vector, which holds d and dmin (f16) and the twelve bytes of 6-bit scales and mins:
+// (d · scale, dmin · min).
+fn scale_min(head: vec4<u32>, j: u32) -> vec2<f32> {
+    let dd = unpack2x16float(head.x);
+    // bytes 0-11 of the scales: byte n is byte n % 4 of word n / 4
+    let sc = vec3<u32>(head.y, head.z, head.w);
+    let byte = vec4<u32>(0u, 8u, 16u, 24u);
+    var scale: u32;
+    var min: u32;
+    if j < 4u {
+        scale = (sc[0] >> byte[j]) & 63u;
+        min = (sc[1] >> byte[j]) & 63u;
+    } else {
+        let hi = sc[2] >> byte[j - 4u];
+        scale = (hi & 15u) | ((((sc[0] >> byte[j - 4u]) >> 6u) & 3u) << 4u);
+        min = ((hi >> 4u) & 15u) | ((((sc[1] >> byte[j - 4u]) >> 6u) & 3u) << 4u);
+    }
+    return dd * vec2<f32>(f32(scale), f32(min));
+}

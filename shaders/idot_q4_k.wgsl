@@ -1,4 +1,4 @@
-// Q4_K as signed bytes (layout and `scale_min`: decode_q4_k.wgsl), one 32-value
+// Q4_K as signed bytes (layout: decode_q4_k.wgsl; `scale_min`: block.wgsl), one 32-value
 // sub-block at a time: Σ (d·scale·q - dmin·min)·a = d·scale·Σ q·a - dmin·min·Σ a.
 fn weight_q8(row: u32, b: u32, nb: u32) -> WeightQ8 {
     let k = row * (nb / 8u) + b / 8u;

@@ -96,11 +96,12 @@ fn matmul_matches_cpu_for_every_type() {
         (GgmlType::F16, 1e-5),
         (GgmlType::Q4_0, 1e-5),
         (GgmlType::Q4_1, 1e-5),
+        (GgmlType::Q5_0, 1e-5),
+        (GgmlType::Q5_1, 1e-5),
         (GgmlType::Q8_0, 1e-5),
         (GgmlType::Q4_K, 1e-5),
+        (GgmlType::Q5_K, 1e-5),
         (GgmlType::Q6_K, 1e-5),
-        (GgmlType::Q5_0, 1e-3),
-        (GgmlType::Q5_K, 1e-3),
         (GgmlType::BF16, 1e-3),
     ];
     for (ty, bound) in types {

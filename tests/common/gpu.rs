@@ -12,11 +12,14 @@ use ropewalk::quant::{self, GgmlType};
 use super::Rng;
 
 /// The weight types with an integer product over 8-bit activations on the GPU.
-pub const INTEGER_PRODUCT_TYPES: [GgmlType; 5] = [
+pub const INTEGER_PRODUCT_TYPES: [GgmlType; 8] = [
     GgmlType::Q4_0,
     GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
     GgmlType::Q8_0,
     GgmlType::Q4_K,
+    GgmlType::Q5_K,
     GgmlType::Q6_K,
 ];
 

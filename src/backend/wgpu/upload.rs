@@ -10,11 +10,13 @@ use super::{Gpu, GpuError, Result};
 enum Layout {
     /// The stored bytes as they are.
     Raw,
-    /// Each block's scale bytes go to the scales array, its quant bytes to the quants
+    /// Each block's scale bytes go to the scales array, then zeros up to `scale_stride`
+    /// bytes (so that a word of them is aligned), and its quant bytes to the quants
     /// array.
     Split {
         block: usize,
         scale: std::ops::Range<usize>,
+        scale_stride: usize,
         quants: std::ops::Range<usize>,
     },
     /// No shader for the type: rows are dequantized and stored as f16.
@@ -22,23 +24,29 @@ enum Layout {
 }
 
 /// The shaders that decode weight blocks, one per type with a GPU layout.
-pub const DECODERS: [&str; 7] = [
+pub const DECODERS: [&str; 10] = [
     "decode_f32",
     "decode_f16",
     "decode_q4_0",
     "decode_q4_1",
+    "decode_q5_0",
+    "decode_q5_1",
     "decode_q8_0",
     "decode_q4_k",
+    "decode_q5_k",
     "decode_q6_k",
 ];
 
 /// The types' integer dot products with 8-bit activations, by decoder (the float types
 /// have none: their matrix-vector product reads f32 activations).
-pub const INTEGER_DOTS: [(&str, &str); 5] = [
+pub const INTEGER_DOTS: [(&str, &str); 8] = [
     ("decode_q4_0", "idot_q4_0"),
     ("decode_q4_1", "idot_q4_1"),
+    ("decode_q5_0", "idot_q5_0"),
+    ("decode_q5_1", "idot_q5_1"),
     ("decode_q8_0", "idot_q8_0"),
     ("decode_q4_k", "idot_q4_k"),
+    ("decode_q5_k", "idot_q5_k"),
     ("decode_q6_k", "idot_q6_k"),
 ];
 
@@ -56,18 +64,28 @@ fn layout(ty: GgmlType) -> (Layout, &'static str) {
         GgmlType::F32 => (Raw, "decode_f32"),
         GgmlType::F16 => (Raw, "decode_f16"),
         GgmlType::Q4_K => (Raw, "decode_q4_k"),
-        GgmlType::Q4_0 => (split(18, 0..2, 2..18), "decode_q4_0"),
-        GgmlType::Q4_1 => (split(20, 0..4, 4..20), "decode_q4_1"),
-        GgmlType::Q8_0 => (split(34, 0..2, 2..34), "decode_q8_0"),
-        GgmlType::Q6_K => (split(210, 208..210, 0..208), "decode_q6_k"),
+        GgmlType::Q5_K => (Raw, "decode_q5_k"),
+        GgmlType::Q4_0 => (split(18, 0..2, 2, 2..18), "decode_q4_0"),
+        GgmlType::Q4_1 => (split(20, 0..4, 4, 4..20), "decode_q4_1"),
+        // d and the fifth bits, a word and a half, padded to two words
+        GgmlType::Q5_0 => (split(22, 0..6, 8, 6..22), "decode_q5_0"),
+        GgmlType::Q5_1 => (split(24, 0..8, 8, 8..24), "decode_q5_1"),
+        GgmlType::Q8_0 => (split(34, 0..2, 2, 2..34), "decode_q8_0"),
+        GgmlType::Q6_K => (split(210, 208..210, 2, 0..208), "decode_q6_k"),
         _ => (ViaF16, "decode_f16"),
     }
 }
 
-fn split(block: usize, scale: std::ops::Range<usize>, quants: std::ops::Range<usize>) -> Layout {
+fn split(
+    block: usize,
+    scale: std::ops::Range<usize>,
+    scale_stride: usize,
+    quants: std::ops::Range<usize>,
+) -> Layout {
     Layout::Split {
         block,
         scale,
+        scale_stride,
         quants,
     }
 }
@@ -172,7 +190,11 @@ impl GpuMatrix {
     /// largest binding is `max_binding`: what [`GpuMatrix::upload`] counts in `bytes`.
     pub fn bytes_for(ty: GgmlType, rows: usize, cols: usize, max_binding: u64) -> u64 {
         let scale_row_bytes = match layout(ty).0 {
-            Layout::Split { block, scale, .. } => row_bytes(ty, cols) / block * scale.len(),
+            Layout::Split {
+                block,
+                scale_stride,
+                ..
+            } => row_bytes(ty, cols) / block * scale_stride,
             Layout::Raw | Layout::ViaF16 => 0,
         };
         chunk_rows(ty, rows, cols, max_binding)
@@ -234,14 +256,16 @@ fn arrays(m: &Matrix, layout: &Layout, rows: std::ops::Range<usize>) -> (Vec<u8>
         Layout::Split {
             block,
             scale,
+            scale_stride,
             quants: q,
         } => {
             let n = data.len() / block;
             let mut quants = Vec::with_capacity(n * q.len());
-            let mut scales = Vec::with_capacity(n * scale.len() + 4);
+            let mut scales = Vec::with_capacity(n * scale_stride + 4);
             for b in data.chunks_exact(*block) {
                 quants.extend_from_slice(&b[q.clone()]);
                 scales.extend_from_slice(&b[scale.clone()]);
+                scales.resize(scales.len() + scale_stride - scale.len(), 0);
             }
             (quants, scales)
         }
