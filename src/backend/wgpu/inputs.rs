@@ -1,10 +1,10 @@
 //! How a step's inputs (its uniform, RoPE rows and residual rows) go up: written into one
-//! of two host-visible buffers while it is mapped, and copied by the step's own commands
-//! at their start. `Queue::write_buffer` would make a staging buffer for each write
-//! (four a step, each a buffer the driver creates, maps and later frees) and submit
-//! their copies in a command buffer of its own; these two buffers are made once. A slot is
-//! mapped again once the step that copied from it is done, which the step's readback
-//! waits for anyway, so a slot is ready when its turn comes; only steps that bring
+//! of two host-visible buffers (slots, taken in turn) while it is mapped, and copied by
+//! the step's own commands at their start. `Queue::write_buffer` would make a staging
+//! buffer for each write, four a step, that the driver creates, maps and later frees, and
+//! would submit their copies in a command buffer of their own; the slots are made once.
+//! A slot is mapped again once the step that copied from it is done, which the step's
+//! readback waits for anyway, so it is ready when its turn comes; only steps that bring
 //! nothing back (a long prompt's first batches) may wait for the step before last.
 
 use std::sync::mpsc;
