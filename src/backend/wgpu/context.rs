@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use wgpu::util::DeviceExt;
 
-use super::kernel::POLL_FOR;
+use super::kernel::{Uniforms, POLL_FOR};
 use super::ops::PositionSplit;
 use super::pipelines::Pipelines;
 use super::{GpuError, Result};
@@ -190,6 +190,7 @@ pub struct Gpu {
     /// cores that polling would take.
     pub poll_for: Duration,
     pub(super) pipelines: Pipelines,
+    pub(super) uniforms: Uniforms,
     /// Bytes of the buffers made through [`Gpu::buffer`] and [`Gpu::buffer_init`]: all
     /// but the uniforms of a few bytes.
     created: AtomicU64,
@@ -298,6 +299,7 @@ impl Gpu {
             .min(limits.max_buffer_size);
         Ok(Gpu {
             pipelines: Pipelines::new(),
+            uniforms: Uniforms::new(limits.min_uniform_buffer_offset_alignment),
             device,
             queue,
             info,

@@ -2,10 +2,8 @@
 //! workgroups a step needs), the step's uniform, and the buffers and one-op runs the
 //! tests and benchmarks use.
 
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use wgpu::util::DeviceExt;
 
 use super::ops::PositionSplit;
 use super::pipelines::Pipeline;
@@ -111,18 +109,21 @@ pub(super) struct Variant {
 }
 
 impl Variant {
+    /// A variant binding `params` at 0 and `buffers` from 1 on.
     pub(super) fn new(
         gpu: &Gpu,
         pipeline: Arc<Pipeline>,
+        params: &Params,
         buffers: &[&wgpu::Buffer],
         grid: Grid,
     ) -> Variant {
-        let entries: Vec<_> = buffers
-            .iter()
+        let rest = buffers.iter().map(|b| b.as_entire_binding());
+        let entries: Vec<_> = std::iter::once(params.binding())
+            .chain(rest)
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
+            .map(|(i, resource)| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: b.as_entire_binding(),
+                resource,
             })
             .collect();
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -216,17 +217,77 @@ impl Kernel {
     }
 }
 
-/// A small uniform buffer of 32-bit fields, padded to 16 bytes.
-pub fn uniform(gpu: &Gpu, fields: &[u32]) -> wgpu::Buffer {
+/// A kernel's parameters: 32-bit fields, padded to 16 bytes, at `offset` in one of the
+/// buffers that [`Uniforms`] packs them into.
+pub(super) struct Params {
+    buffer: wgpu::Buffer,
+    offset: u64,
+    size: u64,
+}
+
+impl Params {
+    fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: wgpu::BufferSize::new(self.size),
+        })
+    }
+}
+
+/// Bytes of each buffer the parameters are packed into: 256 kernels' at the usual
+/// alignment of 256.
+const PARAMS_BUFFER: u64 = 64 << 10;
+
+/// The kernels' parameters, packed into shared buffers at the adapter's uniform offset
+/// alignment. A buffer each would be hundreds of buffers of 16 or 32 bytes (a 7B model's
+/// kernels have about 400), each of which a step's submission tracks.
+pub(super) struct Uniforms {
+    align: u64,
+    /// The buffer being filled, and where its free space starts.
+    filling: Mutex<Option<(wgpu::Buffer, u64)>>,
+}
+
+impl Uniforms {
+    pub(super) fn new(align: u32) -> Uniforms {
+        Uniforms {
+            align: u64::from(align).max(16),
+            filling: Mutex::new(None),
+        }
+    }
+}
+
+/// Stores a kernel's parameters (not counted in `bytes_created`: a few bytes a kernel).
+pub(super) fn params(gpu: &Gpu, fields: &[u32]) -> Params {
     let mut words = fields.to_vec();
     words.resize(words.len().next_multiple_of(4), 0);
-    // Not counted in `bytes_created`: a few bytes a kernel.
-    gpu.device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::cast_slice(&words),
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
+    let size = (words.len() * 4) as u64;
+    let mut filling = gpu
+        .uniforms
+        .filling
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let (buffer, free) = match filling.take() {
+        Some((buffer, free)) if free + size <= PARAMS_BUFFER => (buffer, free),
+        _ => {
+            let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("params"),
+                size: PARAMS_BUFFER,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            (buffer, 0)
+        }
+    };
+    gpu.queue
+        .write_buffer(&buffer, free, bytemuck::cast_slice(&words));
+    let next = (free + size).next_multiple_of(gpu.uniforms.align);
+    *filling = Some((buffer.clone(), next));
+    Params {
+        buffer,
+        offset: free,
+        size,
+    }
 }
 
 /// The step's uniform, written before each step.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::fold::{self, OutSide, Then};
-use super::kernel::{uniform, Grid, Variant, Variants, MAX_GROUPS};
+use super::kernel::{self, params, Grid, Variant, Variants, MAX_GROUPS};
 use super::pipelines::{Access, Pipeline};
 use super::upload::{integer_dot, GpuMatrix};
 use super::Gpu;
@@ -242,7 +242,7 @@ fn product(
             let variant = |pipeline: &Arc<Pipeline>, rows_per_group: u32, tok: u32, q8: bool| {
                 let groups = rows.div_ceil(rows_per_group);
                 let x = groups.min(MAX_GROUPS);
-                let params = uniform(
+                let params = params(
                     gpu,
                     &[
                         rows,
@@ -267,15 +267,15 @@ fn product(
                             Then::Glu(g) => g.hidden,
                             _ => out,
                         };
-                        vec![&params, step, &c.quants, &c.scales, &a.q, out, &a.d]
+                        vec![step, &c.quants, &c.scales, &a.q, out, &a.d]
                     }
-                    None => vec![&params, step, &c.quants, &c.scales, act.f32, out],
+                    None => vec![step, &c.quants, &c.scales, act.f32, out],
                 };
                 if q8 {
                     buffers.extend(act.folded.map(|f| f.sums));
                     buffers.extend(then.buffers());
                 }
-                Variant::new(gpu, pipeline.clone(), &buffers, grid)
+                Variant::new(gpu, pipeline.clone(), &params, &buffers, grid)
             };
             let shape = side
                 .shape()
@@ -459,10 +459,10 @@ pub(super) fn shader_variant(
     let mut bindings = vec![U, U];
     bindings.extend(buffers.iter().map(|&(_, access)| access));
     let pipeline = gpu.pipelines.get(&gpu.device, files, defines, &bindings);
-    let params = uniform(gpu, params);
-    let mut bound = vec![&params, step];
+    let params = kernel::params(gpu, params);
+    let mut bound = vec![step];
     bound.extend(buffers.iter().map(|&(buffer, _)| buffer));
-    Variant::new(gpu, pipeline, &bound, grid)
+    Variant::new(gpu, pipeline, &params, &bound, grid)
 }
 
 /// combine.wgsl's define: through subgroup operations where the adapter's subgroups are
