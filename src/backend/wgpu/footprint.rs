@@ -18,7 +18,8 @@ use super::{Gpu, SegmentSpec};
 #[derive(Clone, Debug)]
 pub struct Footprint {
     /// What any offload makes: the step's inputs on their way up, the activations
-    /// passed between kernels, their 8-bit copies, the RoPE table, the norms' sums and the attention's parts.
+    /// passed between kernels, their 8-bit copies, the RoPE table, the norms' sums and
+    /// the attention's parts.
     shared: u64,
     /// Each layer's matrices, norms and KV cache, first layer first.
     layers: Vec<u64>,
