@@ -48,6 +48,25 @@ fn five_bit_bytes(q: u32, shift: u32, qh: u32, first: u32) -> u32 {
     return ((q >> shift) & 0x0F0F0F0Fu) | (fifths << 4u);
 }
 
+// Values 0-15 (`half` 0) or 16-31 (1) of a Q5_0 or Q5_1 block as bytes: the low or high
+// nibbles of its vector `q`, bits 16·half.. of `qh` their fifth bits.
+fn five_bit_half(q: vec4<u32>, qh: u32, half: u32) -> vec4<u32> {
+    let shift = 4u * half;
+    let first = 16u * half;
+    return vec4<u32>(five_bit_bytes(q.x, shift, qh, first),
+        five_bit_bytes(q.y, shift, qh, first + 4u),
+        five_bit_bytes(q.z, shift, qh, first + 8u),
+        five_bit_bytes(q.w, shift, qh, first + 12u));
+}
+
+// A block of values (b - offset) · d + m, from bytes b: values 0-15 in `lo`, 16-31 in `hi`.
+fn block_of_bytes(lo: vec4<u32>, hi: vec4<u32>, offset: f32, d: f32, m: f32) -> Block {
+    return Block(byte_values(lo.x, offset) * d + m, byte_values(lo.y, offset) * d + m,
+                 byte_values(lo.z, offset) * d + m, byte_values(lo.w, offset) * d + m,
+                 byte_values(hi.x, offset) * d + m, byte_values(hi.y, offset) * d + m,
+                 byte_values(hi.z, offset) * d + m, byte_values(hi.w, offset) * d + m);
+}
+
 // A K-quant's (Q4_K's, Q5_K's) sub-block j's multipliers from its super-block's first
 // vector, which holds d and dmin (f16) and the twelve bytes of 6-bit scales and mins:
 // (d · scale, dmin · min).

@@ -17,13 +17,6 @@ fn block_values(row: u32, b: u32, nb: u32) -> Block {
     let k = row * nb + b;
     let h = q5_0_head(k);
     let q = wq[k];
-    let d = h.d;
-    return Block(byte_values(five_bit_bytes(q.x, 0u, h.qh, 0u), 16.0) * d,
-                 byte_values(five_bit_bytes(q.y, 0u, h.qh, 4u), 16.0) * d,
-                 byte_values(five_bit_bytes(q.z, 0u, h.qh, 8u), 16.0) * d,
-                 byte_values(five_bit_bytes(q.w, 0u, h.qh, 12u), 16.0) * d,
-                 byte_values(five_bit_bytes(q.x, 4u, h.qh, 16u), 16.0) * d,
-                 byte_values(five_bit_bytes(q.y, 4u, h.qh, 20u), 16.0) * d,
-                 byte_values(five_bit_bytes(q.z, 4u, h.qh, 24u), 16.0) * d,
-                 byte_values(five_bit_bytes(q.w, 4u, h.qh, 28u), 16.0) * d);
+    return block_of_bytes(five_bit_half(q, h.qh, 0u), five_bit_half(q, h.qh, 1u), 16.0, h.d,
+        0.0);
 }

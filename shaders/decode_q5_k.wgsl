@@ -15,12 +15,5 @@ fn block_values(row: u32, b: u32, nb: u32) -> Block {
     let k = row * (nb / 8u) + b / 8u;
     let j = b % 8u;
     let dm = scale_min(wq[k * 11u], j);
-    let d = dm.x;
-    let m = dm.y;
-    let lo = q5_k_bytes(k, j, 0u);
-    let hi = q5_k_bytes(k, j, 1u);
-    return Block(byte_values(lo.x, 0.0) * d - m, byte_values(lo.y, 0.0) * d - m,
-                 byte_values(lo.z, 0.0) * d - m, byte_values(lo.w, 0.0) * d - m,
-                 byte_values(hi.x, 0.0) * d - m, byte_values(hi.y, 0.0) * d - m,
-                 byte_values(hi.z, 0.0) * d - m, byte_values(hi.w, 0.0) * d - m);
+    return block_of_bytes(q5_k_bytes(k, j, 0u), q5_k_bytes(k, j, 1u), 0.0, dm.x, -dm.y);
 }
